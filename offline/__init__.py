@@ -1,0 +1,1 @@
+"""Offline: Delta readers, point-in-time training sets, validation, training, registry."""

@@ -1,0 +1,152 @@
+"""Typed records that cross module boundaries: transactions, labels, dead letters.
+
+Each record is a frozen dataclass whose fields mirror its Avro schema in `schemas/avro/`.
+`to_avro()` gives the dict fastavro writes; `from_avro()` builds the record from a decoded
+dict. Times are integer epoch milliseconds (Avro `timestamp-millis` is decoded to an aware
+`datetime` by fastavro; `from_avro` accepts both).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+__all__ = ["Channel", "DeadLetter", "Label", "Transaction", "to_millis"]
+
+
+class Channel(StrEnum):
+    """How the card was used."""
+
+    POS = "POS"
+    ONLINE = "ONLINE"
+    ATM = "ATM"
+    CONTACTLESS = "CONTACTLESS"
+
+
+def to_millis(value: int | datetime) -> int:
+    """Epoch milliseconds from an int (already millis) or an aware datetime."""
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        return round(value.timestamp() * 1000)
+    return int(value)
+
+
+@dataclass(frozen=True, slots=True)
+class Transaction:
+    """One card authorization, as produced to the `transactions` topic."""
+
+    event_id: str
+    card_id: str
+    merchant_id: str
+    amount: float
+    currency: str
+    mcc: str
+    country: str
+    channel: Channel
+    event_time: int  # epoch millis, event time
+    card_country: str | None = None  # issuing country, known at authorization
+    device_id: str | None = None
+
+    def to_avro(self) -> dict[str, Any]:
+        return {
+            "event_id": self.event_id,
+            "card_id": self.card_id,
+            "merchant_id": self.merchant_id,
+            "amount": self.amount,
+            "currency": self.currency,
+            "mcc": self.mcc,
+            "country": self.country,
+            "channel": self.channel.value,
+            "event_time": self.event_time,
+            "card_country": self.card_country,
+            "device_id": self.device_id,
+        }
+
+    @classmethod
+    def from_avro(cls, data: Mapping[str, Any]) -> Transaction:
+        return cls(
+            event_id=data["event_id"],
+            card_id=data["card_id"],
+            merchant_id=data["merchant_id"],
+            amount=float(data["amount"]),
+            currency=data["currency"],
+            mcc=data["mcc"],
+            country=data["country"],
+            channel=Channel(data["channel"]),
+            event_time=to_millis(data["event_time"]),
+            card_country=data.get("card_country"),
+            device_id=data.get("device_id"),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Label:
+    """A chargeback outcome for one transaction, arriving days after it."""
+
+    event_id: str
+    is_fraud: bool
+    label_time: int  # epoch millis, when the label became known
+    reason: str
+
+    def to_avro(self) -> dict[str, Any]:
+        return {
+            "event_id": self.event_id,
+            "is_fraud": self.is_fraud,
+            "label_time": self.label_time,
+            "reason": self.reason,
+        }
+
+    @classmethod
+    def from_avro(cls, data: Mapping[str, Any]) -> Label:
+        return cls(
+            event_id=data["event_id"],
+            is_fraud=bool(data["is_fraud"]),
+            label_time=to_millis(data["label_time"]),
+            reason=data["reason"],
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """A record that could not be processed, kept whole with the reason and its source."""
+
+    source_topic: str
+    source_partition: int
+    source_offset: int
+    key: bytes | None
+    payload: bytes | None
+    reason: str
+    error_type: str
+    step: str
+    failed_at: int  # epoch millis, wall clock
+
+    def to_avro(self) -> dict[str, Any]:
+        return {
+            "source_topic": self.source_topic,
+            "source_partition": self.source_partition,
+            "source_offset": self.source_offset,
+            "key": self.key,
+            "payload": self.payload,
+            "reason": self.reason,
+            "error_type": self.error_type,
+            "step": self.step,
+            "failed_at": self.failed_at,
+        }
+
+    @classmethod
+    def from_avro(cls, data: Mapping[str, Any]) -> DeadLetter:
+        return cls(
+            source_topic=data["source_topic"],
+            source_partition=int(data["source_partition"]),
+            source_offset=int(data["source_offset"]),
+            key=data.get("key"),
+            payload=data.get("payload"),
+            reason=data["reason"],
+            error_type=data["error_type"],
+            step=data["step"],
+            failed_at=to_millis(data["failed_at"]),
+        )

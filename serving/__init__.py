@@ -1,0 +1,1 @@
+"""Serving: ONNX model runtime, routing, online feature lookup and the HTTP API."""

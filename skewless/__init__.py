@@ -1,0 +1,1 @@
+"""The application shell: settings, embedded services and the `skewless` CLI."""

@@ -1,0 +1,14 @@
+"""CLI command groups; each module registers its commands on the app."""
+
+from __future__ import annotations
+
+import typer
+
+__all__ = ["register_all"]
+
+
+def register_all(app: typer.Typer) -> None:
+    """Attach every command module's commands to `app`."""
+    from skewless.commands import services
+
+    services.register(app)

@@ -1,0 +1,1 @@
+"""Feature dataflows, label ingestion, scoring workers and their Kafka/Redis/Delta connectors."""
