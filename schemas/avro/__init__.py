@@ -1,0 +1,1 @@
+"""Packaged Avro schemas (*.avsc), read by `schemas.contracts.load_schema`."""
