@@ -29,15 +29,17 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from io import BytesIO
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
-from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 from fastavro import parse_schema, schemaless_reader, schemaless_writer
 from fastavro.schema import fingerprint as _fastavro_fingerprint
 from fastavro.schema import to_parsing_canonical_form
 
 from schemas._json_input import FieldError, to_datum
 from schemas.errors import ContractError
+
+if TYPE_CHECKING:
+    from confluent_kafka.schema_registry import SchemaRegistryClient
 
 __all__ = [
     "AvroCodec",
@@ -243,6 +245,8 @@ class AvroCodec:
         return cast("dict[str, Any]", self._schema.get("__named_schemas", {}))
 
     def _register(self) -> bytes:
+        from confluent_kafka.schema_registry import Schema
+
         assert self._registry is not None
         text = json.dumps(_strip(self._schema, logical=False))
         try:

@@ -12,12 +12,13 @@ from __future__ import annotations
 import json
 from functools import cache
 from importlib.resources import files
-from typing import Any, Literal, get_args
-
-from confluent_kafka.schema_registry import SchemaRegistryClient
+from typing import TYPE_CHECKING, Any, Literal, get_args
 
 from schemas.codec import AvroCodec
 from schemas.errors import ContractError
+
+if TYPE_CHECKING:
+    from confluent_kafka.schema_registry import SchemaRegistryClient
 
 __all__ = ["SCHEMA_NAMES", "SchemaName", "codec_for", "load_schema"]
 
