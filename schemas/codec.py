@@ -120,7 +120,8 @@ def _parse(schema: Any, what: str) -> dict[str, Any]:
         msg = f"invalid Avro schema for {what}: {exc}"
         raise ContractError(msg) from exc
     if not isinstance(parsed, dict) or parsed.get("type") != "record":
-        msg = f"{what}: expected an Avro record schema, got {_strip(schema, logical=False)!r}"
+        got = parsed.get("type") if isinstance(parsed, dict) else parsed
+        msg = f"{what}: expected an Avro record schema, got type {got!r}"
         raise ContractError(msg)
     return parsed
 
@@ -130,7 +131,11 @@ def canonical_fingerprint(schema: Mapping[str, Any]) -> bytes:
 
     The bytes that follow ``C3 01`` in single-object encoding; `schema` may be raw or parsed.
     """
-    canonical = to_parsing_canonical_form(parse_schema(_strip(schema, logical=False)))
+    try:
+        canonical = to_parsing_canonical_form(parse_schema(_strip(schema, logical=False)))
+    except Exception as exc:
+        msg = f"invalid Avro schema for a fingerprint: {exc}"
+        raise ContractError(msg) from exc
     return bytes.fromhex(_fastavro_fingerprint(canonical, "CRC-64-AVRO"))
 
 
@@ -219,7 +224,11 @@ class AvroCodec:
     def encode(self, record: Mapping[str, Any]) -> bytes:
         """Avro bytes for `record` (single-object, or Confluent with a registry).
 
-        Fields with a default may be missing; unknown fields are an `EncodeError`.
+        Fields with a default may be missing; unknown fields, wrong types, bad enum
+        symbols and out-of-range ints are an `EncodeError`. Types are not re-checked on
+        this hot path beyond what fastavro does, and fastavro coerces what it can: a float
+        for a long is truncated, a bool is 0/1, a numeric string for a double is parsed.
+        Pass ints for timestamps (epoch millis).
         """
         header = self._header if self._registry is None else self._confluent_header
         if header is None:

@@ -2,8 +2,8 @@
 
 Each record is a frozen dataclass whose fields mirror its Avro schema in `schemas/avro/`.
 `to_avro()` gives the dict fastavro writes; `from_avro()` builds the record from a decoded
-dict. Times are integer epoch milliseconds (Avro `timestamp-millis` is decoded to an aware
-`datetime` by fastavro; `from_avro` accepts both).
+dict. Times are integer epoch milliseconds; `schemas.codec` decodes Avro `timestamp-millis`
+as int epoch millis (plain fastavro gives an aware `datetime`; `from_avro` accepts both).
 """
 
 from __future__ import annotations

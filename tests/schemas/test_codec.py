@@ -9,11 +9,18 @@ import struct
 from typing import Any
 
 import pytest
-from confluent_kafka.schema_registry import SchemaRegistryClient
+from confluent_kafka.schema_registry import SchemaRegistryClient, SchemaRegistryError
 from hypothesis import given
 from hypothesis import strategies as st
 
-from schemas.codec import AvroCodec, DecodeError, EncodeError, Framing, detect_framing
+from schemas.codec import (
+    AvroCodec,
+    DecodeError,
+    EncodeError,
+    Framing,
+    canonical_fingerprint,
+    detect_framing,
+)
 from schemas.contracts import SchemaName, codec_for, load_schema
 from schemas.errors import ContractError
 from schemas.records import Channel, DeadLetter, Label, Transaction
@@ -362,6 +369,8 @@ def test_invalid_schema_is_a_contract_error() -> None:
         AvroCodec({"type": "record", "name": "X", "fields": [{"name": "a", "type": "nope"}]})
     with pytest.raises(ContractError, match="expected an Avro record schema"):
         AvroCodec({"type": "string"})
+    with pytest.raises(ContractError, match="invalid Avro schema for a fingerprint"):
+        canonical_fingerprint({"type": "nope"})
 
 
 # -- properties ---------------------------------------------------------------------
@@ -404,3 +413,16 @@ def test_any_label_round_trips(label: Label) -> None:
 def test_any_transaction_survives_json_input(txn: Transaction) -> None:
     codec = codec_for("Transaction")
     assert Transaction.from_avro(codec.decode(_json(txn.to_avro()))) == txn
+
+
+def test_registry_failure_on_encode_is_an_encode_error_naming_the_subject(
+    registry: SchemaRegistryClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def refuse(subject_name: str, schema: Any, normalize_schemas: bool = False) -> int:
+        raise SchemaRegistryError(409, 409, "incompatible schema")
+
+    monkeypatch.setattr(registry, "register_schema", refuse)
+    codec = codec_for("Label", registry=registry, subject="labels-value")
+    with pytest.raises(EncodeError, match=r"subject 'labels-value'.*incompatible schema") as info:
+        codec.encode(EXAMPLES["Label"])
+    assert isinstance(info.value.__cause__, SchemaRegistryError)
