@@ -95,7 +95,13 @@ def _cmdline_matches(pid: int, binary: str) -> bool:
 
 
 def is_running(pid: int, *, binary: str) -> bool:
-    """Whether `pid` is alive and is still the process that runs `binary`."""
+    """Whether `pid` is alive and is still the process that runs `binary`.
+
+    A child of this interpreter that is not yet reaped cannot have had its pid reused, so
+    its cmdline is not consulted (right after a vfork-based spawn it can read as empty).
+    """
+    if pid in _children:
+        return _alive(pid)
     return _alive(pid) and _cmdline_matches(pid, binary)
 
 
@@ -108,12 +114,18 @@ def _wait_dead(pid: int, *, timeout_s: float) -> bool:
     return True
 
 
-def stop_process(pid: int, *, binary: str, timeout_s: float = 10) -> bool:
-    """SIGTERM `pid`, SIGKILL it after `timeout_s`; False if it was not running `binary`."""
+def stop_process(
+    pid: int,
+    *,
+    binary: str,
+    timeout_s: float = 10,
+    first_signal: signal.Signals = signal.SIGTERM,
+) -> bool:
+    """Signal `pid`, SIGKILL it after `timeout_s`; False if it was not running `binary`."""
     if not is_running(pid, binary=binary):
         _reaped(pid)
         return False
-    for sig, wait_s in ((signal.SIGTERM, timeout_s), (signal.SIGKILL, 5.0)):
+    for sig, wait_s in ((first_signal, timeout_s), (signal.SIGKILL, 5.0)):
         try:
             os.kill(pid, sig)
         except ProcessLookupError:
@@ -145,7 +157,7 @@ def wait_ready(
     """Poll `ready()` until it holds; `ServiceError` if the process exits or time runs out."""
     deadline = time.monotonic() + timeout_s
     while True:
-        if not is_running(pid, binary=binary):
+        if not _alive(pid):
             msg = f"{what} (pid {pid}) exited during startup; log {str(log_path)!r}:\n"
             raise _ExitedEarlyError(msg + log_tail(log_path))
         if ready():
