@@ -123,9 +123,7 @@ class ViewKernel:
         if fn == "std":
 
             def std(s: WindowState, lo: int, i: int, h: int, t: int) -> float:
-                n = i + 1 - lo
-                mean = float(sum(s.columns[col][lo : i + 1])) / n
-                return _sqrt_var(sum(s.squares[sq][lo : i + 1]) / n - mean * mean)
+                return _std(s.columns[col], s.squares[sq], lo, i + 1)
 
             return std
         if fn == "zscore":
@@ -135,7 +133,7 @@ class ViewKernel:
                 if n < 2:
                     return 0.0
                 mean = float(sum(s.columns[col][lo:i])) / n
-                sd = _sqrt_var(sum(s.squares[sq][lo:i]) / n - mean * mean)
+                sd = _std(s.columns[col], s.squares[sq], lo, i)
                 if sd <= 1e-9 * max(1.0, abs(mean)):
                     return 0.0
                 return (float(s.columns[col][i]) - mean) / sd
@@ -154,5 +152,11 @@ class ViewKernel:
         assert_never(fn)
 
 
-def _sqrt_var(var: float) -> float:
+def _std(values: list[Any], squares: list[float], lo: int, hi: int) -> float:
+    """Population std of values[lo:hi] from running squares; two-pass when they cancel."""
+    n = hi - lo
+    mean = float(sum(values[lo:hi])) / n
+    var = sum(squares[lo:hi]) / n - mean * mean
+    if var < 1e-4 * mean * mean:  # sum-of-squares lost its digits: recompute exactly
+        var = sum((float(x) - mean) ** 2 for x in values[lo:hi]) / n
     return math.sqrt(var) if var > 0.0 else 0.0

@@ -1,0 +1,114 @@
+"""Decode and validate source records: a `Transaction`, or a `DeadLetter` saying why not."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+from schemas.codec import AvroCodec
+from schemas.errors import ContractError
+from schemas.records import DeadLetter, Label, Transaction
+
+__all__ = ["Decoded", "SourceRecord", "decode_label", "decode_transaction"]
+
+T = TypeVar("T")
+
+# 2000-01-01 and 2100-01-01 in epoch ms: anything outside is a unit mistake (s vs ms).
+_MIN_TIME_MS = 946_684_800_000
+_MAX_TIME_MS = 4_102_444_800_000
+
+
+@dataclass(frozen=True, slots=True)
+class SourceRecord:
+    """The parts of a Kafka record the pipeline keeps (no Bytewax types past the source)."""
+
+    topic: str
+    partition: int
+    offset: int
+    timestamp: int  # Kafka record timestamp, epoch ms (producer create time)
+    key: bytes | None
+    value: bytes | None
+
+
+@dataclass(frozen=True, slots=True)
+class Decoded(Generic[T]):
+    """A valid record with where it came from."""
+
+    record: T
+    partition: int
+    offset: int
+    timestamp: int
+
+
+def _check_transaction(txn: Transaction) -> str | None:
+    if not math.isfinite(txn.amount) or txn.amount < 0:
+        return f"field 'amount': expected a finite amount >= 0, got {txn.amount!r}"
+    for name in ("event_id", "card_id", "merchant_id"):
+        if not getattr(txn, name):
+            return f"field {name!r}: expected a non-empty id, got ''"
+    if not _MIN_TIME_MS <= txn.event_time < _MAX_TIME_MS:
+        return (
+            f"field 'event_time': expected epoch milliseconds between 2000 and 2100, "
+            f"got {txn.event_time!r}"
+        )
+    return None
+
+
+def _dead(source: SourceRecord, reason: str, error_type: str, step: str) -> DeadLetter:
+    return DeadLetter(
+        source_topic=source.topic,
+        source_partition=source.partition,
+        source_offset=source.offset,
+        key=source.key,
+        payload=source.value,
+        reason=reason,
+        error_type=error_type,
+        step=step,
+        failed_at=int(time.time() * 1000),
+    )
+
+
+def _decoder(
+    codec: AvroCodec,
+    build: Callable[[dict[str, object]], T],
+    check: Callable[[T], str | None],
+    step: str,
+) -> Callable[[SourceRecord], Decoded[T] | DeadLetter]:
+    def decode(source: SourceRecord) -> Decoded[T] | DeadLetter:
+        if source.value is None:
+            return _dead(source, "empty record value (tombstone)", "DecodeError", step)
+        try:
+            record = build(codec.decode(source.value))
+        except ContractError as exc:
+            return _dead(source, str(exc), type(exc).__name__, step)
+        except (KeyError, ValueError, TypeError) as exc:
+            return _dead(source, f"record does not fit: {exc!r}", "ContractError", step)
+        problem = check(record)
+        if problem is not None:
+            return _dead(source, problem, "ValidationError", step)
+        return Decoded(record, source.partition, source.offset, source.timestamp)
+
+    return decode
+
+
+def decode_transaction(
+    codec: AvroCodec, *, step: str
+) -> Callable[[SourceRecord], Decoded[Transaction] | DeadLetter]:
+    """A decoder of transaction records that never raises for bad input."""
+    return _decoder(codec, Transaction.from_avro, _check_transaction, step)
+
+
+def decode_label(
+    codec: AvroCodec, *, step: str
+) -> Callable[[SourceRecord], Decoded[Label] | DeadLetter]:
+    """A decoder of label records that never raises for bad input."""
+
+    def check(label: Label) -> str | None:
+        if not label.event_id:
+            return "field 'event_id': expected a non-empty id, got ''"
+        return None
+
+    return _decoder(codec, Label.from_avro, check, step)

@@ -1,0 +1,116 @@
+"""The feature dataflow: source → decode/validate → one keyed step per view → the stores.
+
+Step ids derive from the feature set's name and never from anything that changes between
+runs, because they key the recovery state (renaming one orphans its snapshots).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, TypeGuard, cast
+
+import bytewax.operators as op
+from bytewax.dataflow import Dataflow, Stream
+from bytewax.inputs import Source
+
+from schemas.codec import AvroCodec
+from schemas.contracts import codec_for
+from schemas.features import CompiledFeatureSet, FeatureVector
+from schemas.records import DeadLetter, Transaction
+from streams.features.decode import Decoded, SourceRecord, decode_transaction
+from streams.features.steps import InFlight, ViewLogic, assemble, entity_of, start
+from streams.sinks.dead_letter import DeadLetterSink
+from streams.sinks.feature_store import FeatureStoreConfig, FeatureStoreSink
+from streams.sources import to_source_record
+
+__all__ = ["DeadLetterTarget", "build_feature_flow", "step_ids"]
+
+
+@dataclass(frozen=True)
+class DeadLetterTarget:
+    """Where records that fail decoding or validation go."""
+
+    client_config: Mapping[str, str]
+    topic: str
+
+
+def _is_valid(item: Decoded[Transaction] | DeadLetter) -> TypeGuard[Decoded[Transaction]]:
+    return isinstance(item, Decoded)
+
+
+def step_ids(name: str) -> dict[str, str]:
+    """The stable step ids of the feature dataflow of feature set `name`."""
+    return {
+        "source": f"{name}.source",
+        "decode": f"{name}.decode",
+        "split": f"{name}.split",
+        "assemble": f"{name}.assemble",
+        "stores": f"{name}.stores",
+        "dead_letter": f"{name}.dead_letter",
+    }
+
+
+def build_feature_flow(
+    stores: FeatureStoreConfig,
+    source: Source[Any],
+    *,
+    dead_letters: DeadLetterTarget | None,
+    sink_partitions: int = 1,
+    codec: AvroCodec | None = None,
+) -> Dataflow:
+    """The dataflow computing `stores.feature_set` once per event into every store.
+
+    `source` yields Kafka messages (decoded here) or already `Decoded` transactions (a
+    replay of the raw Delta table).
+    """
+    fs = stores.feature_set
+    compiled = CompiledFeatureSet(fs)
+    ids = step_ids(fs.name)
+    decode = decode_transaction(codec or codec_for("Transaction"), step=ids["decode"])
+
+    def decode_batch(items: list[Any]) -> list[Decoded[Transaction] | DeadLetter]:
+        out: list[Decoded[Transaction] | DeadLetter] = []
+        for item in items:
+            if isinstance(item, Decoded):
+                out.append(item)
+            else:
+                record = item if isinstance(item, SourceRecord) else to_source_record(item)
+                out.append(decode(record))
+        return out
+
+    flow = Dataflow(f"{fs.name}-features")
+    raw = op.input(ids["source"], flow, source)
+    decoded = op.flat_map_batch(ids["decode"], raw, decode_batch)
+    split = op.branch(ids["split"], decoded, _is_valid)
+    valid = split.trues
+    invalid = cast("Stream[DeadLetter]", split.falses)
+
+    items: Stream[InFlight] = op.map(f"{fs.name}.request", valid, lambda d: start(compiled, d))
+    for kernel in compiled.views:
+        view = kernel.view.name
+        keyed = op.key_on(f"{fs.name}.{view}.key", items, entity_of(kernel))
+
+        def builder(resume: Any, kernel: Any = kernel) -> ViewLogic:
+            return ViewLogic(kernel, resume)
+
+        stepped = op.stateful_batch(f"{fs.name}.{view}.state", keyed, builder)
+        items = op.key_rm(f"{fs.name}.{view}.unkey", stepped)
+
+    def finish(item: InFlight) -> tuple[str, tuple[FeatureVector, Decoded[Transaction]]]:
+        vector = assemble(compiled, item)
+        return vector.keys[0], (vector, item.event)
+
+    finished = op.map(ids["assemble"], items, finish)
+    op.output(ids["stores"], finished, FeatureStoreSink(stores, partitions=sink_partitions))
+
+    if dead_letters is not None:
+        letters: Stream[tuple[str, DeadLetter]] = op.map(
+            f"{fs.name}.dead_letter.key", invalid, lambda d: (str(d.source_partition), d)
+        )
+        op.output(
+            ids["dead_letter"],
+            letters,
+            DeadLetterSink(dead_letters.client_config, dead_letters.topic),
+        )
+    return flow

@@ -1,0 +1,80 @@
+"""The keyed steps of the feature dataflow: one per feature view, plus vector assembly.
+
+Each view step holds one `WindowState` per entity (Bytewax keyed state, snapshotted for
+recovery) and runs the shared kernel on every event of the batch. Events carry a growing
+tuple of view results from step to step; the last step builds the `FeatureVector`.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from bytewax.operators import StatefulBatchLogic
+
+from schemas.features import CompiledFeatureSet, FeatureVector, ViewKernel, WindowState
+from schemas.records import Transaction
+from streams.features.decode import Decoded
+
+__all__ = ["InFlight", "ViewLogic", "assemble"]
+
+
+@dataclass(frozen=True, slots=True)
+class InFlight:
+    """An event on its way through the view steps, with each view's values so far."""
+
+    event: Decoded[Transaction]
+    values: tuple[float, ...]
+    late: bool
+
+
+class ViewLogic(StatefulBatchLogic[InFlight, InFlight, WindowState]):
+    """Bytewax logic of one entity of one view: the kernel over its window state."""
+
+    def __init__(self, kernel: ViewKernel, resume_state: WindowState | None) -> None:
+        self._kernel = kernel
+        self._state = kernel.new_state() if resume_state is None else resume_state
+
+    def on_batch(self, values: list[InFlight]) -> tuple[list[InFlight], bool]:
+        kernel, state = self._kernel, self._state
+        out = []
+        for item in values:
+            event = item.event.record
+            view_values, late = kernel.apply(state, event.event_time, kernel.extract(event))
+            out.append(InFlight(item.event, item.values + view_values, item.late or late))
+        return out, StatefulBatchLogic.RETAIN
+
+    def snapshot(self) -> WindowState:
+        return self._state
+
+
+def start(compiled: CompiledFeatureSet, event: Decoded[Transaction]) -> InFlight:
+    """The event with its request-time features, ready for the first view."""
+    return InFlight(event, compiled.request.compute(event.record), False)
+
+
+def assemble(compiled: CompiledFeatureSet, item: InFlight) -> FeatureVector:
+    """The finished vector: keys, provenance, and values in definition order."""
+    event = item.event.record
+    keys: list[str] = []
+    for kernel in compiled.views:
+        keys.append(str(getattr(event, kernel.view.entity.key_field)))
+    return FeatureVector(
+        event_id=event.event_id,
+        keys=tuple(keys),
+        event_time=event.event_time,
+        source_timestamp=item.event.timestamp,
+        source_partition=item.event.partition,
+        source_offset=item.event.offset,
+        computed_at=int(time.time() * 1000),
+        definition_version=compiled.version,
+        late=item.late,
+        values=item.values,
+    )
+
+
+def entity_of(kernel: ViewKernel) -> Any:
+    """The function keying an in-flight event by this view's entity id."""
+    field = kernel.view.entity.key_field
+    return lambda item: str(getattr(item.event.record, field))

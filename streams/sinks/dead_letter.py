@@ -1,0 +1,53 @@
+"""The dead-letter sink: bad records, whole, with the reason and their source position."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from bytewax.outputs import FixedPartitionedSink, StatefulSinkPartition
+
+from schemas.contracts import codec_for
+from schemas.records import DeadLetter
+from streams.sinks.kafka_outbox import KafkaOutbox
+
+__all__ = ["DeadLetterSink"]
+
+
+class _DeadLetterPartition(StatefulSinkPartition[DeadLetter, None]):
+    def __init__(self, client_config: Mapping[str, str], topic: str) -> None:
+        self._outbox = KafkaOutbox(client_config, topic)
+        self._codec = codec_for("DeadLetter")
+
+    def write_batch(self, values: list[DeadLetter]) -> None:
+        for letter in values:
+            self._outbox.produce(
+                self._codec.encode(letter.to_avro()),
+                key=letter.key,
+                headers=[
+                    (
+                        "source",
+                        f"{letter.source_topic}/{letter.source_partition}/"
+                        f"{letter.source_offset}".encode(),
+                    ),
+                ],
+            )
+
+    def snapshot(self) -> None:
+        self._outbox.flush()
+
+    def close(self) -> None:
+        self._outbox.flush()
+
+
+class DeadLetterSink(FixedPartitionedSink[DeadLetter, None]):
+    """Produces `DeadLetter` records; flushed at every snapshot (at-least-once)."""
+
+    def __init__(self, client_config: Mapping[str, str], topic: str) -> None:
+        self._config = dict(client_config)
+        self._topic = topic
+
+    def list_parts(self) -> list[str]:
+        return ["dead-letter"]
+
+    def build_part(self, step_id: str, for_part: str, resume_state: None) -> _DeadLetterPartition:
+        return _DeadLetterPartition(self._config, self._topic)

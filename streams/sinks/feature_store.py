@@ -1,0 +1,156 @@
+"""The one sink of the feature dataflow: the same vectors into Redis, Kafka and Delta.
+
+Per batch: replays the Delta table already holds are dropped; the rest go to Redis at once
+(compare-and-set, so freshness is one batch), to the `features` topic at once, and into
+Delta buffers. At each epoch snapshot (and when a buffer is large) the Kafka producer is
+flushed, then Delta commits — so whatever Delta holds was also acknowledged by Kafka, and
+whatever it does not hold will be replayed into all three stores.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import redis
+from bytewax.outputs import FixedPartitionedSink, StatefulSinkPartition
+
+from schemas.codec import AvroCodec
+from schemas.features import FeatureSet, FeatureVector, feature_vector_schema
+from schemas.records import Transaction
+from streams import delta_tables
+from streams.features.decode import Decoded
+from streams.sinks.delta_appender import DeltaAppender
+from streams.sinks.kafka_outbox import KafkaOutbox
+from streams.sinks.online import RedisOnlineWriter
+
+__all__ = ["FeatureStoreConfig", "FeatureStorePartition", "FeatureStoreSink", "StoreItem"]
+
+StoreItem = tuple[FeatureVector, Decoded[Transaction]]
+
+
+@dataclass(frozen=True)
+class FeatureStoreConfig:
+    """Where the feature dataflow writes. A `None` store is not written."""
+
+    feature_set: FeatureSet
+    app_id: str
+    redis_url: str | None
+    redis_prefix: str
+    delta_root: str | None
+    delta_storage_options: dict[str, str] | None
+    kafka_config: dict[str, str] | None
+    features_topic: str | None
+    write_raw: bool = True
+    commit_rows: int = 50_000
+
+
+class FeatureStorePartition(StatefulSinkPartition[StoreItem, dict[str, int]]):
+    """One sink partition's writers; its snapshot is the Delta replay point per table."""
+
+    def __init__(self, config: FeatureStoreConfig, part: str, resume: dict[str, int] | None):
+        fs = config.feature_set
+        self._fs = fs
+        self._online = (
+            RedisOnlineWriter(
+                redis.Redis.from_url(config.redis_url), fs, prefix=config.redis_prefix
+            )
+            if config.redis_url
+            else None
+        )
+        self._outbox = (
+            KafkaOutbox(config.kafka_config, config.features_topic)
+            if config.kafka_config is not None and config.features_topic
+            else None
+        )
+        self._codec = AvroCodec(feature_vector_schema(fs))
+        self._commit_rows = config.commit_rows
+        self._features: DeltaAppender | None = None
+        self._raw: DeltaAppender | None = None
+        resume = resume or {}
+        if config.delta_root is not None:
+            self._features = DeltaAppender(
+                delta_tables.table_uri(config.delta_root, delta_tables.FEATURES),
+                delta_tables.features_schema(fs),
+                app_id=f"{config.app_id}.{part}",
+                partition_by=["event_date"],
+                resume_version=resume.get("features"),
+                storage_options=config.delta_storage_options,
+            )
+            if config.write_raw:
+                self._raw = DeltaAppender(
+                    delta_tables.table_uri(config.delta_root, delta_tables.TRANSACTIONS),
+                    delta_tables.transactions_schema(),
+                    app_id=f"{config.app_id}.{part}",
+                    partition_by=["event_date"],
+                    resume_version=resume.get("transactions"),
+                    storage_options=config.delta_storage_options,
+                )
+
+    def write_batch(self, items: list[StoreItem]) -> None:
+        features = self._features
+        if features is not None:
+            items = [
+                it for it in items if features.accepts(it[0].source_partition, it[0].source_offset)
+            ]
+        if not items:
+            return
+        vectors = [v for v, _ in items]
+        if self._online is not None:
+            self._online.write(vectors)
+        if self._outbox is not None:
+            encode = self._codec.encode
+            for vector in vectors:
+                self._outbox.produce(
+                    encode(vector.to_avro(self._fs)),
+                    key=vector.keys[0].encode(),
+                    headers=[("event_id", vector.event_id.encode())],
+                )
+        if features is not None:
+            features.add(delta_tables.features_table(self._fs, vectors))
+            raw = self._raw
+            if raw is not None:
+                rows = [
+                    (d.record, d.partition, d.offset, d.timestamp)
+                    for _, d in items
+                    if raw.accepts(d.partition, d.offset)
+                ]
+                if rows:
+                    raw.add(delta_tables.transactions_table(rows))
+            if features.rows_buffered >= self._commit_rows:
+                self._commit()
+
+    def _commit(self) -> None:
+        """Kafka acknowledged first, then Delta: Delta never holds what Kafka may lack."""
+        if self._outbox is not None:
+            self._outbox.flush()
+        for appender in (self._features, self._raw):
+            if appender is not None:
+                appender.commit()
+
+    def snapshot(self) -> dict[str, int]:
+        self._commit()
+        state: dict[str, int] = {}
+        if self._features is not None:
+            state["features"] = self._features.snapshot_version()
+        if self._raw is not None:
+            state["transactions"] = self._raw.snapshot_version()
+        return state
+
+    def close(self) -> None:
+        self._commit()
+
+
+class FeatureStoreSink(FixedPartitionedSink[StoreItem, dict[str, int]]):
+    """`partitions` sink partitions, routed by entity key; each writes all three stores."""
+
+    def __init__(self, config: FeatureStoreConfig, *, partitions: int = 1) -> None:
+        self._config = config
+        self._parts = [f"stores-{i}" for i in range(partitions)]
+
+    def list_parts(self) -> list[str]:
+        return self._parts
+
+    def build_part(
+        self, step_id: str, for_part: str, resume_state: dict[str, int] | None
+    ) -> FeatureStorePartition:
+        return FeatureStorePartition(self._config, for_part, resume_state)

@@ -1,0 +1,77 @@
+"""Redis online store writer: newest vector per entity, compare-and-set in one script.
+
+One Lua script per entity write compares the stored (event time, partition, offset) with
+the incoming one and writes only if the incoming event is not older, then sets the TTL.
+Replays of the same event are idempotent; an older event never overwrites a newer one, no
+matter how writers interleave.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import redis
+
+from schemas.features import FeatureSet, FeatureVector
+from schemas.features.online import encode_hash, entity_key
+from streams.errors import StoreError
+
+__all__ = ["CAS_SCRIPT", "RedisOnlineWriter"]
+
+CAS_SCRIPT = """
+local cur = redis.call('HMGET', KEYS[1], '_event_time', '_partition', '_offset')
+if cur[1] then
+  local t, p, o = tonumber(cur[1]), tonumber(cur[2]), tonumber(cur[3])
+  local nt, np, no = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+  if nt < t or (nt == t and (np < p or (np == p and no < o))) then
+    return 0
+  end
+end
+redis.call('HSET', KEYS[1], unpack(ARGV, 5))
+local ttl = tonumber(ARGV[4])
+if ttl > 0 then
+  redis.call('PEXPIRE', KEYS[1], ttl)
+end
+return 1
+"""
+
+
+class RedisOnlineWriter:
+    """Writes feature vectors to every entity key of the feature set, newest wins."""
+
+    def __init__(self, client: redis.Redis, feature_set: FeatureSet, *, prefix: str) -> None:
+        self._client = client
+        self._feature_set = feature_set
+        self._prefix = prefix
+        self._script = client.register_script(CAS_SCRIPT)
+        self._ttls = [str(int(v.ttl.total_seconds() * 1000)) for v in feature_set.views]
+        self._entities = [v.entity.name for v in feature_set.views]
+
+    def write(self, vectors: Iterable[FeatureVector]) -> int:
+        """Write `vectors` in one pipelined round trip; returns how many keys changed.
+
+        Within the batch only the newest vector per entity key is sent.
+        """
+        newest: dict[str, tuple[FeatureVector, str]] = {}
+        for vector in vectors:
+            for entity, entity_id, ttl in zip(self._entities, vector.keys, self._ttls, strict=True):
+                key = entity_key(self._feature_set, entity, entity_id, prefix=self._prefix)
+                held = newest.get(key)
+                if held is None or held[0].order_key <= vector.order_key:
+                    newest[key] = (vector, ttl)
+        if not newest:
+            return 0
+        pipe = self._client.pipeline(transaction=False)
+        for key, (vector, ttl) in newest.items():
+            fields = encode_hash(self._feature_set, vector)
+            args: list[str] = [fields["_event_time"], fields["_partition"], fields["_offset"], ttl]
+            for name, value in fields.items():
+                args.append(name)
+                args.append(value)
+            self._script(keys=[key], args=args, client=pipe)
+        try:
+            results = pipe.execute()
+        except redis.RedisError as exc:
+            msg = f"Redis online store write of {len(newest)} keys failed: {exc}"
+            raise StoreError(msg) from exc
+        return sum(int(r) for r in results)

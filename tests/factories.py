@@ -1,0 +1,34 @@
+"""Small deterministic event streams for tests (the full fraud world is streams.generator)."""
+
+from __future__ import annotations
+
+import random
+
+from schemas.records import Channel, Transaction
+
+T0 = 1_767_225_600_000  # 2026-01-01T00:00Z
+
+
+def transactions(n: int, *, seed: int, cards: int = 12, merchants: int = 8) -> list[Transaction]:
+    """In event-time order, bursty per card, with duplicate timestamps now and then."""
+    rng = random.Random(seed)
+    t = T0
+    events = []
+    for i in range(n):
+        t += rng.choice([0, 1_000, 30_000, 120_000, 600_000, 3_600_000, 6 * 3_600_000])
+        events.append(
+            Transaction(
+                event_id=f"s{seed}-e{i}",
+                card_id=f"c{rng.randrange(cards)}",
+                merchant_id=f"m{rng.randrange(merchants)}",
+                amount=round(rng.lognormvariate(3.5, 1.2), 2),
+                currency="EUR",
+                mcc=rng.choice(["5411", "5816", "5732", "5812"]),
+                country=rng.choice(["DE", "DE", "DE", "FR", "US"]),
+                channel=rng.choice(list(Channel)),
+                event_time=t,
+                card_country="DE",
+                device_id=rng.choice([None, "d1", "d2"]),
+            )
+        )
+    return events
