@@ -42,12 +42,12 @@ def _is_valid(item: Decoded[Transaction] | DeadLetter) -> TypeGuard[Decoded[Tran
 def step_ids(name: str) -> dict[str, str]:
     """The stable step ids of the feature dataflow of feature set `name`."""
     return {
-        "source": f"{name}.source",
-        "decode": f"{name}.decode",
-        "split": f"{name}.split",
-        "assemble": f"{name}.assemble",
-        "stores": f"{name}.stores",
-        "dead_letter": f"{name}.dead_letter",
+        "source": f"{name}_source",
+        "decode": f"{name}_decode",
+        "split": f"{name}_split",
+        "assemble": f"{name}_assemble",
+        "stores": f"{name}_stores",
+        "dead_letter": f"{name}_dead_letter",
     }
 
 
@@ -86,16 +86,16 @@ def build_feature_flow(
     valid = split.trues
     invalid = cast("Stream[DeadLetter]", split.falses)
 
-    items: Stream[InFlight] = op.map(f"{fs.name}.request", valid, lambda d: start(compiled, d))
+    items: Stream[InFlight] = op.map(f"{fs.name}_request", valid, lambda d: start(compiled, d))
     for kernel in compiled.views:
         view = kernel.view.name
-        keyed = op.key_on(f"{fs.name}.{view}.key", items, entity_of(kernel))
+        keyed = op.key_on(f"{fs.name}_{view}_key", items, entity_of(kernel))
 
         def builder(resume: Any, kernel: Any = kernel) -> ViewLogic:
             return ViewLogic(kernel, resume)
 
-        stepped = op.stateful_batch(f"{fs.name}.{view}.state", keyed, builder)
-        items = op.key_rm(f"{fs.name}.{view}.unkey", stepped)
+        stepped = op.stateful_batch(f"{fs.name}_{view}_state", keyed, builder)
+        items = op.key_rm(f"{fs.name}_{view}_unkey", stepped)
 
     def finish(item: InFlight) -> tuple[str, tuple[FeatureVector, Decoded[Transaction]]]:
         vector = assemble(compiled, item)
@@ -106,7 +106,7 @@ def build_feature_flow(
 
     if dead_letters is not None:
         letters: Stream[tuple[str, DeadLetter]] = op.map(
-            f"{fs.name}.dead_letter.key", invalid, lambda d: (str(d.source_partition), d)
+            f"{fs.name}_dead_letter_key", invalid, lambda d: (str(d.source_partition), d)
         )
         op.output(
             ids["dead_letter"],

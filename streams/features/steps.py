@@ -39,6 +39,10 @@ class ViewLogic(StatefulBatchLogic[InFlight, InFlight, WindowState]):
     def on_batch(self, values: list[InFlight]) -> tuple[list[InFlight], bool]:
         kernel, state = self._kernel, self._state
         out = []
+        # Upstream keyed steps emit a batch grouped by their own key; put this key's events
+        # back in source order so a partition's events update state as they were produced.
+        if len(values) > 1:
+            values = sorted(values, key=_source_order)
         for item in values:
             event = item.event.record
             view_values, late = kernel.apply(state, event.event_time, kernel.extract(event))
@@ -47,6 +51,10 @@ class ViewLogic(StatefulBatchLogic[InFlight, InFlight, WindowState]):
 
     def snapshot(self) -> WindowState:
         return self._state
+
+
+def _source_order(item: InFlight) -> tuple[int, int]:
+    return (item.event.partition, item.event.offset)
 
 
 def start(compiled: CompiledFeatureSet, event: Decoded[Transaction]) -> InFlight:
