@@ -9,6 +9,7 @@ __all__ = ["register_all"]
 
 def register_all(app: typer.Typer) -> None:
     """Attach every command module's commands to `app`."""
-    from skewless.commands import services
+    from skewless.commands import features, services
 
     services.register(app)
+    features.register(app)

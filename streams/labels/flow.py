@@ -1,0 +1,107 @@
+"""The labels dataflow: `labels` topic → decode/validate → Delta `labels` table.
+
+Labels arrive days after their transactions and are appended as they come; the training
+set builder decides which were known at a cutoff (`label_time`).
+"""
+
+from __future__ import annotations
+
+from typing import Any, TypeGuard, cast
+
+import bytewax.operators as op
+from bytewax.dataflow import Dataflow, Stream
+from bytewax.inputs import Source
+from bytewax.outputs import FixedPartitionedSink, StatefulSinkPartition
+
+from schemas.contracts import codec_for
+from schemas.records import DeadLetter, Label
+from streams import delta_tables
+from streams.features.decode import Decoded, decode_label
+from streams.features.flow import DeadLetterTarget
+from streams.sinks.dead_letter import DeadLetterSink
+from streams.sinks.delta_appender import DeltaAppender
+from streams.sources import to_source_record
+
+__all__ = ["build_labels_flow"]
+
+
+class _LabelsPartition(StatefulSinkPartition[Decoded[Label], dict[str, int]]):
+    def __init__(
+        self,
+        root: str,
+        storage: dict[str, str] | None,
+        app_id: str,
+        resume: dict[str, int] | None,
+    ) -> None:
+        self._appender = DeltaAppender(
+            delta_tables.table_uri(root, delta_tables.LABELS),
+            delta_tables.labels_schema(),
+            app_id=app_id,
+            partition_by=["label_date"],
+            resume_version=(resume or {}).get("labels"),
+            storage_options=storage,
+        )
+
+    def write_batch(self, values: list[Decoded[Label]]) -> None:
+        rows = [
+            (d.record, d.partition, d.offset)
+            for d in values
+            if self._appender.accepts(d.partition, d.offset)
+        ]
+        if rows:
+            self._appender.add(delta_tables.labels_table(rows))
+
+    def snapshot(self) -> dict[str, int]:
+        return {"labels": self._appender.snapshot_version()}
+
+    def close(self) -> None:
+        self._appender.commit()
+
+
+class _LabelsSink(FixedPartitionedSink[Decoded[Label], dict[str, int]]):
+    def __init__(self, root: str, storage: dict[str, str] | None, app_id: str) -> None:
+        self._args = (root, storage, app_id)
+
+    def list_parts(self) -> list[str]:
+        return ["labels"]
+
+    def build_part(
+        self, step_id: str, for_part: str, resume_state: dict[str, int] | None
+    ) -> _LabelsPartition:
+        return _LabelsPartition(*self._args, resume_state)
+
+
+def _is_valid(item: Decoded[Label] | DeadLetter) -> TypeGuard[Decoded[Label]]:
+    return isinstance(item, Decoded)
+
+
+def build_labels_flow(
+    source: Source[Any],
+    *,
+    delta_root: str,
+    storage_options: dict[str, str] | None = None,
+    dead_letters: DeadLetterTarget | None,
+    app_id: str = "skewless-labels",
+) -> Dataflow:
+    """The dataflow appending every valid label once to the Delta labels table."""
+    decode = decode_label(codec_for("Label"), step="labels_decode")
+    flow = Dataflow("labels")
+    raw = op.input("labels_source", flow, source)
+    decoded = op.map("labels_decode", raw, lambda m: decode(to_source_record(m)))
+    split = op.branch("labels_split", decoded, _is_valid)
+    keyed: Stream[tuple[str, Decoded[Label]]] = op.map(
+        "labels_key", split.trues, lambda d: ("labels", d)
+    )
+    op.output("labels_delta", keyed, _LabelsSink(delta_root, storage_options, app_id))
+    if dead_letters is not None:
+        letters: Stream[tuple[str, DeadLetter]] = op.map(
+            "labels_dead_letter_key",
+            cast("Stream[DeadLetter]", split.falses),
+            lambda d: (str(d.source_partition), d),
+        )
+        op.output(
+            "labels_dead_letter",
+            letters,
+            DeadLetterSink(dead_letters.client_config, dead_letters.topic),
+        )
+    return flow
