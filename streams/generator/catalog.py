@@ -69,7 +69,9 @@ MCCS: tuple[MerchantCategory, ...] = (
     MerchantCategory("5691", "clothing", 0.6, 0.4, 3.0),
     MerchantCategory("5912", "pharmacy", -0.3, 0.1, 3.0),
     MerchantCategory("4121", "rideshare", -0.3, 1.0, 3.0, drift_target=True),
-    MerchantCategory("5815", "digital_goods", -1.2, 1.0, 3.0, True, True, True),
+    MerchantCategory(
+        "5815", "digital_goods", -1.2, 1.0, 3.0, testing_target=True, drift_target=True
+    ),
     MerchantCategory("5816", "games", -0.6, 1.0, 1.5, testing_target=True, drift_target=True),
     MerchantCategory("6011", "atm", 1.0, 0.0, 2.0),
     MerchantCategory("4511", "airlines", 2.0, 0.9, 0.4),

@@ -3,12 +3,13 @@
 - **card testing**: a bot checks a stolen card with a burst of small amounts (0.5-5, some
   ~20) across many distinct online merchants within minutes (gaps ~15 s), from one new
   device. 20% of bursts are short (2-4 transactions) and hard to tell from legit.
-- **account takeover**: 1-6 large purchases (x2.7-12 the card's typical amount; 25% of
+- **account takeover**: 1-6 large purchases (x3.3-15 the card's typical amount; 25% of
   takeovers only x1.2-2.5) over up to 45 minutes, 70% in a foreign country, mostly at
   electronics/jewelry/money-transfer/gift-card merchants, from a new device (90%).
 - **compromised merchant**: a merchant is compromised for 1-6 hours (about 4
-  campaigns a day); during it, many distinct cards are charged there at ~x1.3-3.3 their
-  typical amount. Campaigns are scheduled per day, so they span hour windows.
+  campaigns a day); during it, many distinct cards (70% issued in the merchant's country)
+  are charged there at ~x1.3-3.3 their typical amount. Campaigns are scheduled per day,
+  so they span hour windows.
 
 Shares of fraud events: 40% card testing, 30% takeover, 30% compromised merchant.
 """
@@ -54,6 +55,7 @@ _ATO_QUIET = 0.25
 _ATO_NEW_DEVICE = 0.9
 _CAMPAIGNS_PER_DAY = 4.0
 _CAMPAIGN_HOURS = (1.0, 6.0)
+_CAMPAIGN_LOCAL_CARDS = 0.7
 CAMPAIGN_HOURS_PER_DAY = _CAMPAIGNS_PER_DAY * sum(_CAMPAIGN_HOURS) / 2
 _FOREIGN_WEIGHT = np.array(
     [c.merchant_share * (4.0 if c.card_share == 0 else 1.0) for c in COUNTRIES]
@@ -157,7 +159,7 @@ def account_takeovers(
                 merchant = int(pool[rng.integers(0, pool.size)])
             else:
                 merchant = int(population.popular_merchants(np.array([country]), rng.random(1))[0])
-            lift = rng.uniform(0.2, 0.9) if quiet else rng.uniform(1.0, 2.5)
+            lift = rng.uniform(0.2, 0.9) if quiet else rng.uniform(1.2, 2.7)
             mcc_shift = MCC_LOG_AMOUNT[population.merchant_mcc[merchant]] / 2
             amount = float(np.exp(population.card_mu[card] + mcc_shift + lift))
             channel = _channel(population, merchant)
@@ -198,6 +200,10 @@ def compromised_merchant(
         n = int(rng.poisson(events_per_hour * (hi - lo) / WINDOW_MS))
         times = rng.integers(lo, hi, size=n)
         cards = rng.integers(0, population.cards, size=n)
+        local = population.country_cards[int(population.merchant_country[campaign.merchant])]
+        if local.size:
+            at_home = rng.random(n) < _CAMPAIGN_LOCAL_CARDS
+            cards = np.where(at_home, local[rng.integers(0, local.size, size=n)], cards)
         lift = rng.uniform(0.3, 1.2, size=n)
         mcc_shift = MCC_LOG_AMOUNT[population.merchant_mcc[campaign.merchant]]
         amounts = np.exp(population.card_mu[cards] + mcc_shift + lift)

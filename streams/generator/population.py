@@ -40,6 +40,7 @@ class Population:
     card_activity_cdf: Floats
     card_preferred: Ints  # shape (cards, PREFERRED_MERCHANTS)
     card_devices: list[tuple[str, ...]]
+    country_cards: list[Ints]  # per country: the cards issued there
     merchant_ids: list[str]
     merchant_country: Ints
     merchant_mcc: Ints
@@ -145,6 +146,7 @@ def build_population(*, seed: int, cards: int, merchants: int) -> Population:
         card_contactless=c_contactless,
         card_activity_cdf=activity_cdf,
         card_preferred=preferred.reshape(cards, PREFERRED_MERCHANTS),
+        country_cards=[np.flatnonzero(c_country == c).astype(np.int64) for c in range(n_countries)],
         card_devices=[
             tuple(device_id(seed, 1, i, k) for k in range(n))
             for i, n in enumerate(n_devices.tolist())
