@@ -9,7 +9,8 @@ __all__ = ["register_all"]
 
 def register_all(app: typer.Typer) -> None:
     """Attach every command module's commands to `app`."""
-    from skewless.commands import features, services
+    from skewless.commands import features, produce, services
 
     services.register(app)
     features.register(app)
+    produce.register(app)
