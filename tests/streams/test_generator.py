@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import statistics
+import subprocess
+import sys
 from collections import defaultdict
 from collections.abc import Iterable
 from pathlib import Path
@@ -69,6 +72,27 @@ def test_same_seed_and_options_give_byte_identical_streams() -> None:
     second = list(World.fresh(SMALL).stream(20_000))
     assert _digest(first) == _digest(second)
     assert len(_txns(first)) == 20_000
+
+
+def test_stream_does_not_depend_on_the_hash_seed() -> None:
+    script = (
+        "import hashlib; from streams.generator import World, WorldConfig; "
+        "c = WorldConfig(seed=11, cards=3_000, merchants=400, events_per_day=40_000); "
+        "print(hashlib.sha256(repr([i.record for i in World.fresh(c).stream(3_000)]).encode())"
+        ".hexdigest())"
+    )
+    digests = {
+        subprocess.run(
+            [sys.executable, "-c", script],
+            env={**os.environ, "PYTHONHASHSEED": hash_seed},
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        for hash_seed in ("1", "2")
+    }
+    here = hashlib.sha256(repr([i.record for i in World.fresh(SMALL).stream(3_000)]).encode())
+    assert digests == {here.hexdigest()}
 
 
 def test_different_seed_gives_a_different_stream() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -10,7 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from schemas.contracts import codec_for
-from schemas.records import Label, Transaction
+from schemas.records import Label, Transaction, to_millis
 from skewless.cli import app
 from skewless.endpoints import Endpoints
 from streams.generator import ProduceError, World, WorldConfig
@@ -59,6 +60,30 @@ def test_produce_100k_events_and_read_back_exactly_100k_distinct_ids(
     ]
     assert len(produced_labels) == report.labels
     assert {lab.event_id for lab in produced_labels} <= {r.event_id for r in records}
+
+
+@pytest.mark.integration
+def test_live_mode_stamps_wall_clock_event_times_and_drops_labels(
+    kafka_config: dict[str, str], make_topic: Callable[..., str]
+) -> None:
+    transactions, labels = make_topic("transactions"), make_topic("labels")
+    config = WorldConfig(seed=2, cards=500, merchants=100, events_per_day=500)
+    before = time.time_ns() // 1_000_000
+    report = produce(
+        World.fresh(config).stream(3_000),  # six simulated days: labels fall due
+        client_config=kafka_config,
+        transactions_topic=transactions,
+        labels_topic=labels,
+        live=True,
+    )
+    after = time.time_ns() // 1_000_000
+    assert (report.events, report.labels) == (3_000, 0)
+    codec = codec_for("Transaction")
+    records = [codec.decode(m.value() or b"") for m in consume_all(kafka_config, transactions)]
+    assert all(before <= to_millis(r["event_time"]) <= after for r in records)
+    assert all(r["event_id"].startswith("live-") for r in records)
+    assert len({r["event_id"] for r in records}) == 3_000
+    assert consume_all(kafka_config, labels) == []
 
 
 @pytest.mark.integration
