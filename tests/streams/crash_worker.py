@@ -1,0 +1,39 @@
+"""A feature worker process for crash tests: `python -m tests.streams.crash_worker CONFIG_JSON`."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from schemas.features.fraud import FRAUD_FEATURES
+from streams.features.flow import DeadLetterTarget, build_feature_flow
+from streams.runner import run_dataflow
+from streams.sinks.feature_store import FeatureStoreConfig
+from streams.sources import kafka_source
+
+
+def main(raw: str) -> None:
+    args = json.loads(raw)
+    kafka = args["kafka_config"]
+    config = FeatureStoreConfig(
+        feature_set=FRAUD_FEATURES,
+        app_id="crash-test",
+        redis_url=args["redis_url"],
+        redis_prefix=args["prefix"],
+        delta_root=args["delta_root"],
+        delta_storage_options=None,
+        kafka_config=kafka,
+        features_topic=args["features_topic"],
+    )
+    flow = build_feature_flow(
+        config,
+        kafka_source(kafka, args["topic"], bounded=True),
+        dead_letters=DeadLetterTarget(kafka, args["dead_topic"]),
+    )
+    recovery = args.get("recovery_dir")
+    run_dataflow(flow, recovery_dir=Path(recovery) if recovery else None)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])

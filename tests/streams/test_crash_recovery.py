@@ -1,0 +1,136 @@
+"""Kill -9 the feature worker mid-stream, twice, and restart it: the stores stay exact."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute
+import pytest
+import redis
+from confluent_kafka import Producer
+from deltalake import DeltaTable
+from deltalake.exceptions import TableNotFoundError
+
+from schemas.contracts import codec_for
+from schemas.features.fraud import FRAUD_FEATURES
+from schemas.features.online import decode_hash
+from skewless.endpoints import Endpoints
+from streams.audit import audit_skew
+from streams.delta_tables import FEATURES, table_uri
+from tests.factories import transactions
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+EVENTS = 100_000
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _rows(delta_root: Path) -> int:
+    try:
+        table = DeltaTable(table_uri(str(delta_root), FEATURES))
+    except TableNotFoundError:
+        return 0
+    actions = pa.table(table.get_add_actions(flatten=True))
+    return int(pa.compute.sum(actions.column("num_records")).as_py() or 0)
+
+
+def _worker(args: dict[str, object]) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "tests.streams.crash_worker", json.dumps(args)],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+
+
+def _kill_when(
+    proc: subprocess.Popen[bytes], delta_root: Path, rows: int, timeout_s: float
+) -> None:
+    """SIGKILL the worker once Delta holds at least `rows` rows (or it finished)."""
+    deadline = time.monotonic() + timeout_s
+    while _rows(delta_root) < rows:
+        assert proc.poll() is None, "worker ended before the kill point"
+        assert time.monotonic() < deadline, f"no {rows} rows within {timeout_s}s"
+        time.sleep(0.05)  # polling interval of a deadline loop, not a wait for an outcome
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(30)
+
+
+def _online_cards(client: redis.Redis, prefix: str) -> dict[str, tuple[str, tuple[float, ...]]]:
+    """Per card: the event id and the card and request features of its online vector."""
+    names = FRAUD_FEATURES.feature_names
+    card_feats = [i for i, n in enumerate(names) if not n.startswith("merchant_")]
+    out = {}
+    for key in client.scan_iter(match=f"{prefix}:fraud:card:*", count=5000):
+        fields = {k.decode(): v.decode() for k, v in client.hgetall(key).items()}
+        vector = decode_hash(FRAUD_FEATURES, fields)
+        out[key.decode().rsplit(":", 1)[1]] = (
+            vector.event_id,
+            tuple(vector.values[i] for i in card_feats),
+        )
+    return out
+
+
+def test_kill_nine_twice_then_restart_gives_exactly_once_stores(
+    tmp_path: Path,
+    kafka_config: dict[str, str],
+    make_topic: Callable[..., str],
+    clean_redis: redis.Redis,
+    services: Endpoints,
+) -> None:
+    events = transactions(EVENTS, seed=21, cards=3_000, merchants=300)
+    topic = make_topic("tx", 4)
+    codec = codec_for("Transaction")
+    producer = Producer({**kafka_config, "enable.idempotence": True, "linger.ms": 20})
+    for e in events:
+        while True:
+            try:
+                producer.produce(topic, key=e.card_id.encode(), value=codec.encode(e.to_avro()))
+                break
+            except BufferError:
+                producer.poll(0.1)
+    assert producer.flush(60) == 0
+
+    def args(name: str, recovery: bool) -> dict[str, object]:
+        return {
+            "kafka_config": kafka_config,
+            "redis_url": services.redis_url,
+            "prefix": name,
+            "delta_root": str(tmp_path / name),
+            "topic": topic,
+            "features_topic": make_topic(f"fv-{name}", 4),
+            "dead_topic": make_topic(f"dl-{name}", 1),
+            "recovery_dir": str(tmp_path / f"recovery-{name}") if recovery else None,
+        }
+
+    crashed = args("crashed", recovery=True)
+    rng = random.Random(7)
+    for fraction in sorted(rng.uniform(0.1, 0.8) for _ in range(2)):
+        _kill_when(_worker(crashed), tmp_path / "crashed", int(EVENTS * fraction), timeout_s=300)
+    final = _worker(crashed)
+    assert final.wait(600) == 0
+
+    clean = args("clean", recovery=False)
+    assert _worker(clean).wait(600) == 0
+
+    table = DeltaTable(table_uri(str(tmp_path / "crashed"), FEATURES)).to_pyarrow_table(
+        columns=["event_id"]
+    )
+    ids = table.column("event_id").to_pylist()
+    assert len(ids) == EVENTS, "duplicates or losses in the Delta features table"
+    assert len(set(ids)) == EVENTS
+
+    for name in ("crashed", "clean"):
+        report = audit_skew(
+            clean_redis, FRAUD_FEATURES, prefix=name, delta_root=str(tmp_path / name)
+        )
+        assert report.ok, (name, report.mismatches[:5])
+    assert _online_cards(clean_redis, "crashed") == _online_cards(clean_redis, "clean")
