@@ -16,8 +16,9 @@ import redis
 from deltalake import DeltaTable
 from deltalake.exceptions import TableNotFoundError
 
+from schemas.errors import ContractError
 from schemas.features import FeatureSet
-from schemas.features.online import entity_key
+from schemas.features.online import decode_hash, entity_key
 from streams import delta_tables
 from streams.delta_tables import millis
 from streams.errors import StoreError
@@ -106,21 +107,25 @@ def audit_skew(
         entity = view.entity.name
         for entity_id, stored, row in zip(ids, online, offline, strict=True):
             report.entities += 1
-            fields = {k.decode(): v.decode() for k, v in stored.items()}
-            if not fields:
+            if not stored:
                 report.mismatches.append(Mismatch(entity, entity_id, "*", None, row["event_id"]))
                 continue
+            try:
+                vector = decode_hash(feature_set, stored)
+            except ContractError as exc:
+                report.mismatches.append(Mismatch(entity, entity_id, "*", str(exc), None))
+                continue
             checks = [
-                ("_event_id", fields.get("_event_id"), row["event_id"]),
-                ("_event_time", fields.get("_event_time"), str(millis(row["event_time"]))),
+                ("event_id", vector.event_id, row["event_id"]),
+                ("event_time", str(vector.event_time), str(millis(row["event_time"]))),
             ]
             for check, got, want in checks:
                 if got != want:
                     report.mismatches.append(Mismatch(entity, entity_id, check, got, want))
-            for name in names:
+            for name, value in zip(names, vector.values, strict=True):
                 report.values += 1
-                raw = fields.get(name)
-                value = row[name]
-                if raw is None or _bits(float(raw)) != _bits(value):
-                    report.mismatches.append(Mismatch(entity, entity_id, name, raw, repr(value)))
+                if _bits(value) != _bits(row[name]):
+                    report.mismatches.append(
+                        Mismatch(entity, entity_id, name, repr(value), repr(row[name]))
+                    )
     return report

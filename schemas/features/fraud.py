@@ -68,8 +68,9 @@ FRAUD_FEATURES = FeatureSet(
             name="merchant",
             entity=MERCHANT,
             # The merchant view merges every card partition: its events arrive in the
-            # order partitions are read, so it tolerates more disorder than a card.
-            allowed_lateness=2 * _HOUR,
+            # order partitions are read (a backlog is read a batch per partition at a
+            # time), so it tolerates far more disorder than a card's own partition.
+            allowed_lateness=_DAY,
             ttl=30 * _DAY,
             aggregations=(
                 Aggregation("merchant_txn_count_1h", "count", _HOUR),

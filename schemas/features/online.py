@@ -1,21 +1,29 @@
 """The online store layout: how a feature vector sits in Redis, shared by writer and reader.
 
-One hash per entity: `<prefix>:<feature set>:<entity>:<id>`, holding the newest vector of
-that entity's events. Feature values are stored as `repr(float)` (exact round trip, bit for
-bit); metadata fields start with `_`. The entity's newer-than order key is
-`(event_time, source_partition, source_offset)`.
+One hash per entity, `<prefix>:<feature set>:<entity>:<id>`, holding the newest vector of
+that entity's events in five fields:
+
+- `_t`, `_p`, `_o`: event time (epoch ms), source partition and offset — the entity's
+  newer-than order key, compared by the writer's compare-and-set script;
+- `_m`: JSON metadata (event id, keys, source timestamp, computed at, version, late);
+- `_v`: the feature values as little-endian float64, in definition order (bit exact).
+
+A reader checks the stored definition version against its own: values are positional.
 """
 
 from __future__ import annotations
 
+import json
+import struct
 from collections.abc import Mapping
 
+from schemas.errors import ContractError
 from schemas.features.definition import FeatureSet
 from schemas.features.vector import FeatureVector
 
 __all__ = ["ORDER_FIELDS", "decode_hash", "encode_hash", "entity_key"]
 
-ORDER_FIELDS = ("_event_time", "_partition", "_offset")
+ORDER_FIELDS = ("_t", "_p", "_o")
 
 
 def entity_key(feature_set: FeatureSet, entity: str, entity_id: str, *, prefix: str) -> str:
@@ -23,35 +31,57 @@ def entity_key(feature_set: FeatureSet, entity: str, entity_id: str, *, prefix: 
     return f"{prefix}:{feature_set.name}:{entity}:{entity_id}"
 
 
-def encode_hash(feature_set: FeatureSet, vector: FeatureVector) -> dict[str, str]:
-    """The hash fields of `vector`: order fields, metadata, then one field per feature."""
-    fields = {
-        "_event_time": str(vector.event_time),
-        "_partition": str(vector.source_partition),
-        "_offset": str(vector.source_offset),
-        "_event_id": vector.event_id,
-        "_source_timestamp": str(vector.source_timestamp),
-        "_computed_at": str(vector.computed_at),
-        "_version": vector.definition_version,
-        "_late": "1" if vector.late else "0",
-        "_keys": "\x1f".join(vector.keys),
+def encode_hash(vector: FeatureVector) -> dict[str, bytes]:
+    """The hash fields of `vector` (order key first)."""
+    meta = {
+        "event_id": vector.event_id,
+        "keys": list(vector.keys),
+        "source_timestamp": vector.source_timestamp,
+        "computed_at": vector.computed_at,
+        "version": vector.definition_version,
+        "late": vector.late,
     }
-    for name, value in zip(feature_set.feature_names, vector.values, strict=True):
-        fields[name] = repr(value)
-    return fields
+    return {
+        "_t": str(vector.event_time).encode(),
+        "_p": str(vector.source_partition).encode(),
+        "_o": str(vector.source_offset).encode(),
+        "_m": json.dumps(meta, separators=(",", ":")).encode(),
+        "_v": struct.pack(f"<{len(vector.values)}d", *vector.values),
+    }
 
 
-def decode_hash(feature_set: FeatureSet, fields: Mapping[str, str]) -> FeatureVector:
-    """The vector stored in a hash written by `encode_hash` (KeyError if incomplete)."""
+def decode_hash(feature_set: FeatureSet, fields: Mapping[bytes, bytes]) -> FeatureVector:
+    """The vector in a hash written by `encode_hash` for `feature_set`.
+
+    Raises `ContractError` when the hash is incomplete or was written by another
+    definition version.
+    """
+    try:
+        meta = json.loads(fields[b"_m"])
+        packed = fields[b"_v"]
+        event_time, partition, offset = (int(fields[f.encode()]) for f in ORDER_FIELDS)
+    except (KeyError, ValueError) as exc:
+        msg = f"online vector is incomplete or corrupt: {exc!r}"
+        raise ContractError(msg) from exc
+    if meta["version"] != feature_set.version:
+        msg = (
+            f"online vector was written by definition version {meta['version']!r}; "
+            f"this reader has {feature_set.name!r} version {feature_set.version!r}"
+        )
+        raise ContractError(msg)
+    count = len(feature_set.feature_names)
+    if len(packed) != 8 * count:
+        msg = f"online vector holds {len(packed) // 8} values, definition has {count}"
+        raise ContractError(msg)
     return FeatureVector(
-        event_id=fields["_event_id"],
-        keys=tuple(fields["_keys"].split("\x1f")),
-        event_time=int(fields["_event_time"]),
-        source_timestamp=int(fields["_source_timestamp"]),
-        source_partition=int(fields["_partition"]),
-        source_offset=int(fields["_offset"]),
-        computed_at=int(fields["_computed_at"]),
-        definition_version=fields["_version"],
-        late=fields["_late"] == "1",
-        values=tuple(float(fields[n]) for n in feature_set.feature_names),
+        event_id=meta["event_id"],
+        keys=tuple(meta["keys"]),
+        event_time=event_time,
+        source_timestamp=int(meta["source_timestamp"]),
+        source_partition=partition,
+        source_offset=offset,
+        computed_at=int(meta["computed_at"]),
+        definition_version=meta["version"],
+        late=bool(meta["late"]),
+        values=struct.unpack(f"<{count}d", packed),
     )

@@ -14,3 +14,7 @@ def register_all(app: typer.Typer) -> None:
     services.register(app)
     features.register(app)
     produce.register(app)
+
+    from skewless.demo import demo_command
+
+    app.command("demo")(demo_command)

@@ -6,7 +6,7 @@ runs, because they key the recovery state (renaming one orphans its snapshots).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeGuard, cast
 
@@ -37,6 +37,12 @@ class DeadLetterTarget:
 
 def _is_valid(item: Decoded[Transaction] | DeadLetter) -> TypeGuard[Decoded[Transaction]]:
     return isinstance(item, Decoded)
+
+
+def _rekey(
+    key: Callable[[Decoded[Transaction]], str],
+) -> Callable[[tuple[str, InFlight]], tuple[str, InFlight]]:
+    return lambda kv: (key(kv[1].event), kv[1])
 
 
 def step_ids(name: str) -> dict[str, str]:
@@ -86,22 +92,32 @@ def build_feature_flow(
     valid = split.trues
     invalid = cast("Stream[DeadLetter]", split.falses)
 
-    items: Stream[InFlight] = op.map(f"{fs.name}_request", valid, lambda d: start(compiled, d))
-    for kernel in compiled.views:
-        view = kernel.view.name
-        keyed = op.key_on(f"{fs.name}_{view}_key", items, entity_of(kernel))
+    # Each hop re-keys in one map: (previous key, event) → (this view's entity id, event).
+    views = compiled.views
+    first_key = entity_of(views[0])
+    keyed: Stream[tuple[str, InFlight]] = op.map(
+        f"{fs.name}_{views[0].view.name}_key",
+        valid,
+        lambda d: (first_key(d), start(compiled, d)),
+    )
+    for index, kernel in enumerate(views):
 
         def builder(resume: Any, kernel: Any = kernel) -> ViewLogic:
             return ViewLogic(kernel, resume)
 
-        stepped = op.stateful_batch(f"{fs.name}_{view}_state", keyed, builder)
-        items = op.key_rm(f"{fs.name}_{view}_unkey", stepped)
+        stepped = op.stateful_batch(f"{fs.name}_{kernel.view.name}_state", keyed, builder)
+        if index + 1 < len(views):
+            keyed = op.map(
+                f"{fs.name}_{views[index + 1].view.name}_key",
+                stepped,
+                _rekey(entity_of(views[index + 1])),
+            )
 
-    def finish(item: InFlight) -> tuple[str, tuple[FeatureVector, Decoded[Transaction]]]:
-        vector = assemble(compiled, item)
-        return vector.keys[0], (vector, item.event)
+    def finish(kv: tuple[str, InFlight]) -> tuple[str, tuple[FeatureVector, Decoded[Transaction]]]:
+        vector = assemble(compiled, kv[1])
+        return vector.keys[0], (vector, kv[1].event)
 
-    finished = op.map(ids["assemble"], items, finish)
+    finished = op.map(ids["assemble"], stepped, finish)
     op.output(ids["stores"], finished, FeatureStoreSink(stores, partitions=sink_partitions))
 
     if dead_letters is not None:

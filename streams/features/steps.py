@@ -8,8 +8,8 @@ tuple of view results from step to step; the last step builds the `FeatureVector
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 from bytewax.operators import StatefulBatchLogic
 
@@ -82,7 +82,7 @@ def assemble(compiled: CompiledFeatureSet, item: InFlight) -> FeatureVector:
     )
 
 
-def entity_of(kernel: ViewKernel) -> Any:
-    """The function keying an in-flight event by this view's entity id."""
+def entity_of(kernel: ViewKernel) -> Callable[[Decoded[Transaction]], str]:
+    """The function giving a decoded event's entity id for this view."""
     field = kernel.view.entity.key_field
-    return lambda item: str(getattr(item.event.record, field))
+    return lambda event: str(getattr(event.record, field))

@@ -19,7 +19,7 @@ from streams.errors import StoreError
 __all__ = ["CAS_SCRIPT", "RedisOnlineWriter"]
 
 CAS_SCRIPT = """
-local cur = redis.call('HMGET', KEYS[1], '_event_time', '_partition', '_offset')
+local cur = redis.call('HMGET', KEYS[1], '_t', '_p', '_o')
 if cur[1] then
   local t, p, o = tonumber(cur[1]), tonumber(cur[2]), tonumber(cur[3])
   local nt, np, no = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
@@ -27,7 +27,8 @@ if cur[1] then
     return 0
   end
 end
-redis.call('HSET', KEYS[1], unpack(ARGV, 5))
+redis.call('HSET', KEYS[1], '_t', ARGV[1], '_p', ARGV[2], '_o', ARGV[3],
+           '_m', ARGV[5], '_v', ARGV[6])
 local ttl = tonumber(ARGV[4])
 if ttl > 0 then
   redis.call('PEXPIRE', KEYS[1], ttl)
@@ -63,11 +64,8 @@ class RedisOnlineWriter:
             return 0
         pipe = self._client.pipeline(transaction=False)
         for key, (vector, ttl) in newest.items():
-            fields = encode_hash(self._feature_set, vector)
-            args: list[str] = [fields["_event_time"], fields["_partition"], fields["_offset"], ttl]
-            for name, value in fields.items():
-                args.append(name)
-                args.append(value)
+            f = encode_hash(vector)
+            args = [f["_t"], f["_p"], f["_o"], ttl.encode(), f["_m"], f["_v"]]
             self._script(keys=[key], args=args, client=pipe)
         try:
             results = pipe.execute()

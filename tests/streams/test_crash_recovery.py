@@ -70,8 +70,7 @@ def _online_cards(client: redis.Redis, prefix: str) -> dict[str, tuple[str, tupl
     card_feats = [i for i, n in enumerate(names) if not n.startswith("merchant_")]
     out = {}
     for key in client.scan_iter(match=f"{prefix}:fraud:card:*", count=5000):
-        fields = {k.decode(): v.decode() for k, v in client.hgetall(key).items()}
-        vector = decode_hash(FRAUD_FEATURES, fields)
+        vector = decode_hash(FRAUD_FEATURES, client.hgetall(key))
         out[key.decode().rsplit(":", 1)[1]] = (
             vector.event_id,
             tuple(vector.values[i] for i in card_feats),
