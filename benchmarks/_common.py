@@ -1,0 +1,176 @@
+"""Shared benchmark helpers: services, fresh topics, paced timing, medians, result files.
+
+Benchmarks use the services the environment names (`SKEWLESS_KAFKA_BOOTSTRAP`,
+`SKEWLESS_REDIS_URL`) or start an embedded broker and Redis for their duration, in a
+private state directory, and stop only what they started. Results go to
+`benchmarks/results/<name>.json`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import redis
+from confluent_kafka import Producer
+
+from skewless.endpoints import kafka_config as endpoint_kafka_config
+from skewless.services import embedded_services
+from skewless.settings import load_settings
+from streams.kafka_admin import TopicSpec, create_topics
+
+__all__ = [
+    "PRODUCER_CONFIG",
+    "RESULTS_DIR",
+    "BenchServices",
+    "bench_services",
+    "delete_prefix",
+    "fresh_topic",
+    "median",
+    "percentile",
+    "produce_all",
+    "stopwatch",
+    "write_result",
+]
+
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+TOPIC_CONFIG = {"retention.ms": str(24 * 3600 * 1000), "cleanup.policy": "delete"}
+# An ordinary, durable application producer: idempotent, acks=all, a short linger.
+PRODUCER_CONFIG: dict[str, str] = {
+    "enable.idempotence": "true",
+    "acks": "all",
+    "linger.ms": "5",
+    "batch.num.messages": "10000",
+    "compression.type": "lz4",
+    "queue.buffering.max.messages": "1000000",
+}
+
+
+@dataclass(frozen=True)
+class BenchServices:
+    """Where a benchmark's broker and Redis are, and whether this run started them."""
+
+    kafka_config: dict[str, str]
+    redis_url: str
+    redis_password: str | None
+    embedded: bool
+
+    def redis_client(self) -> redis.Redis:
+        """A new client on the benchmark's Redis."""
+        return redis.Redis.from_url(self.redis_url, password=self.redis_password)
+
+
+@contextmanager
+def bench_services() -> Iterator[BenchServices]:
+    """Configured services, or embedded ones started (and stopped) around the block."""
+    with tempfile.TemporaryDirectory(prefix="skewless-bench-") as state_dir:
+        settings = load_settings(state_dir=Path(state_dir))
+        with embedded_services(settings) as endpoints:
+            password = settings.redis_password
+            yield BenchServices(
+                kafka_config=endpoint_kafka_config(settings, endpoints),
+                redis_url=endpoints.redis_url,
+                redis_password=password.get_secret_value() if password else None,
+                embedded=endpoints.kafka_managed or endpoints.redis_managed,
+            )
+
+
+def fresh_topic(kafka_config: Mapping[str, str], prefix: str, partitions: int) -> str:
+    """Create a topic with a unique name and `partitions` partitions; return its name."""
+    name = f"bench-{prefix}-{uuid.uuid4().hex[:10]}"
+    create_topics(kafka_config, [TopicSpec(name, partitions, 1, TOPIC_CONFIG)])
+    return name
+
+
+def produce_all(
+    kafka_config: Mapping[str, str],
+    topic: str,
+    records: Sequence[tuple[bytes, bytes]],
+    *,
+    timeout_s: float = 120,
+) -> None:
+    """Produce `(key, value)` records and wait until every one is acknowledged."""
+    producer = Producer({**PRODUCER_CONFIG, **kafka_config})
+    for key, value in records:
+        while True:
+            try:
+                producer.produce(topic, value=value, key=key)
+                break
+            except BufferError:
+                producer.poll(0.05)
+        producer.poll(0)
+    remaining = producer.flush(timeout_s)
+    if remaining:
+        msg = (
+            f"{remaining} of {len(records)} records to {topic!r} unacknowledged after {timeout_s}s"
+        )
+        raise RuntimeError(msg)
+
+
+def delete_prefix(client: redis.Redis, prefix: str) -> int:
+    """Delete every key starting with `prefix:` (a benchmark's online store); the count."""
+    deleted = 0
+    batch: list[bytes] = []
+    for key in client.scan_iter(match=f"{prefix}:*", count=1000):
+        batch.append(key)
+        if len(batch) >= 1000:
+            deleted += int(client.unlink(*batch))
+            batch.clear()
+    if batch:
+        deleted += int(client.unlink(*batch))
+    return deleted
+
+
+def median(values: Sequence[float]) -> float:
+    """The median of `values` (NaN when empty)."""
+    return statistics.median(values) if values else float("nan")
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """The `q`-th percentile (0-100) of `values` by nearest rank (NaN when empty)."""
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    rank = max(0, min(len(ordered) - 1, round(q / 100 * len(ordered) + 0.5) - 1))
+    return ordered[rank]
+
+
+def _environment() -> dict[str, Any]:
+    return {
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "cpus": os.cpu_count(),
+        "when": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+
+
+def write_result(name: str, payload: Mapping[str, Any]) -> Path:
+    """Write `payload` (plus the environment) to `benchmarks/results/<name>.json`."""
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    path = RESULTS_DIR / f"{name}.json"
+    document = {"benchmark": name, "environment": _environment(), **payload}
+    path.write_text(json.dumps(document, indent=2, sort_keys=False) + "\n", encoding="utf-8")
+    return path
+
+
+@contextmanager
+def stopwatch() -> Iterator[list[float]]:
+    """`with stopwatch() as took:` ... then `took[0]` is the block's wall seconds."""
+    took: list[float] = []
+    start = time.perf_counter()
+    try:
+        yield took
+    finally:
+        took.append(time.perf_counter() - start)

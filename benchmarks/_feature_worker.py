@@ -1,0 +1,86 @@
+"""One feature worker with every sink on, as the benchmark runs it (in process or not).
+
+As a script it runs the live flow described by the JSON in `$SKEWLESS_BENCH_WORKER` (kept
+out of argv: it holds the client configs) until SIGTERM::
+
+    SKEWLESS_BENCH_WORKER='{"kafka_config": {...}, ...}' python benchmarks/_feature_worker.py
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from dataclasses import asdict, dataclass
+
+from bytewax.dataflow import Dataflow
+from bytewax.errors import BytewaxRuntimeError
+
+from schemas.features.fraud import FRAUD_FEATURES
+from streams.features.flow import DeadLetterTarget, build_feature_flow
+from streams.runner import run_dataflow
+from streams.sinks.feature_store import FeatureStoreConfig
+from streams.sources import kafka_source
+
+__all__ = ["SPEC_ENV", "WorkerSpec", "feature_flow"]
+
+SPEC_ENV = "SKEWLESS_BENCH_WORKER"
+
+
+@dataclass(frozen=True)
+class WorkerSpec:
+    """Where one benchmark worker reads and writes."""
+
+    kafka_config: dict[str, str]
+    redis_url: str
+    redis_prefix: str
+    delta_root: str
+    source_topic: str
+    features_topic: str
+    dead_letter_topic: str
+    app_id: str = "bench-features"
+
+    def to_env(self) -> str:
+        """The spec as the JSON the script reads from `$SKEWLESS_BENCH_WORKER`."""
+        return json.dumps(asdict(self))
+
+
+def feature_flow(spec: WorkerSpec, *, bounded: bool) -> Dataflow:
+    """The fraud feature flow: Kafka in; Redis, Delta, features topic and dead letters out."""
+    stores = FeatureStoreConfig(
+        feature_set=FRAUD_FEATURES,
+        app_id=spec.app_id,
+        redis_url=spec.redis_url,
+        redis_prefix=spec.redis_prefix,
+        delta_root=spec.delta_root,
+        delta_storage_options=None,
+        kafka_config=spec.kafka_config,
+        features_topic=spec.features_topic,
+    )
+    return build_feature_flow(
+        stores,
+        kafka_source(spec.kafka_config, spec.source_topic, bounded=bounded),
+        dead_letters=DeadLetterTarget(spec.kafka_config, spec.dead_letter_topic),
+    )
+
+
+def main() -> int:
+    """Run the live flow of `$SKEWLESS_BENCH_WORKER` until SIGTERM/SIGINT."""
+    raw = os.environ.get(SPEC_ENV)
+    if raw is None:
+        print(f"expected the worker spec as JSON in ${SPEC_ENV}", file=sys.stderr)
+        return 2
+    spec = WorkerSpec(**json.loads(raw))
+    try:
+        run_dataflow(feature_flow(spec, bounded=False))
+    except KeyboardInterrupt:
+        pass
+    except BytewaxRuntimeError as exc:
+        # A SIGTERM landing inside a step's Python code reaches us wrapped by bytewax.
+        if not isinstance(exc.__cause__, KeyboardInterrupt):
+            raise
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
