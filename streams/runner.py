@@ -9,6 +9,7 @@ from types import FrameType
 
 from bytewax._bytewax import cli_main
 from bytewax.dataflow import Dataflow
+from bytewax.errors import BytewaxRuntimeError
 from bytewax.recovery import RecoveryConfig, init_db_dir
 
 __all__ = ["run_dataflow"]
@@ -44,5 +45,20 @@ def run_dataflow(
             epoch_interval=epoch_interval,
             recovery_config=recovery,
         )
+    except KeyboardInterrupt:
+        return
+    except BytewaxRuntimeError as exc:
+        # A stop signal that lands inside a Python step arrives wrapped; it is still a stop.
+        if not _caused_by_interrupt(exc):
+            raise
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+def _caused_by_interrupt(exc: BaseException) -> bool:
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, KeyboardInterrupt):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False

@@ -21,6 +21,21 @@ from streams.features.decode import Decoded, SourceRecord
 __all__ = ["DeltaTransactionsSource", "kafka_source", "to_source_record"]
 
 
+_CONSUMER_ONLY = frozenset({"fetch.wait.max.ms"})
+
+
+class _KafkaSource(KafkaSource):
+    """Bytewax's source, minus consumer-only options on its admin client (librdkafka warns)."""
+
+    def list_parts(self) -> list[str]:
+        consumer_config = self._add_config
+        self._add_config = {k: v for k, v in consumer_config.items() if k not in _CONSUMER_ONLY}
+        try:
+            return super().list_parts()
+        finally:
+            self._add_config = consumer_config
+
+
 def kafka_source(
     client_config: Mapping[str, str], topic: str, *, bounded: bool, batch_size: int = 500
 ) -> KafkaSource:
@@ -30,8 +45,10 @@ def kafka_source(
     """
     config = dict(client_config)
     brokers = config.pop("bootstrap.servers").split(",")
-    config.setdefault("fetch.wait.max.ms", "10")
-    return KafkaSource(brokers, [topic], tail=not bounded, add_config=config, batch_size=batch_size)
+    config.setdefault("fetch.wait.max.ms", "10")  # an idle partition answers fast: freshness
+    return _KafkaSource(
+        brokers, [topic], tail=not bounded, add_config=config, batch_size=batch_size
+    )
 
 
 def to_source_record(msg: KafkaSourceMessage[bytes | None, bytes | None]) -> SourceRecord:

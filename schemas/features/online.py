@@ -5,7 +5,8 @@ that entity's events in five fields:
 
 - `_t`, `_p`, `_o`: event time (epoch ms), source partition and offset — the entity's
   newer-than order key, compared by the writer's compare-and-set script;
-- `_m`: JSON metadata (event id, keys, source timestamp, computed at, version, late);
+- `_m`: metadata joined by US (0x1f): event id, source timestamp, computed at, definition
+  version, late (0/1), then the entity keys;
 - `_v`: the feature values as little-endian float64, in definition order (bit exact).
 
 A reader checks the stored definition version against its own: values are positional.
@@ -13,7 +14,6 @@ A reader checks the stored definition version against its own: values are positi
 
 from __future__ import annotations
 
-import json
 import struct
 from collections.abc import Mapping
 
@@ -24,6 +24,7 @@ from schemas.features.vector import FeatureVector
 __all__ = ["ORDER_FIELDS", "decode_hash", "encode_hash", "entity_key"]
 
 ORDER_FIELDS = ("_t", "_p", "_o")
+_SEP = "\x1f"
 
 
 def entity_key(feature_set: FeatureSet, entity: str, entity_id: str, *, prefix: str) -> str:
@@ -33,19 +34,21 @@ def entity_key(feature_set: FeatureSet, entity: str, entity_id: str, *, prefix: 
 
 def encode_hash(vector: FeatureVector) -> dict[str, bytes]:
     """The hash fields of `vector` (order key first)."""
-    meta = {
-        "event_id": vector.event_id,
-        "keys": list(vector.keys),
-        "source_timestamp": vector.source_timestamp,
-        "computed_at": vector.computed_at,
-        "version": vector.definition_version,
-        "late": vector.late,
-    }
+    meta = _SEP.join(
+        (
+            vector.event_id,
+            str(vector.source_timestamp),
+            str(vector.computed_at),
+            vector.definition_version,
+            "1" if vector.late else "0",
+            *vector.keys,
+        )
+    )
     return {
         "_t": str(vector.event_time).encode(),
         "_p": str(vector.source_partition).encode(),
         "_o": str(vector.source_offset).encode(),
-        "_m": json.dumps(meta, separators=(",", ":")).encode(),
+        "_m": meta.encode(),
         "_v": struct.pack(f"<{len(vector.values)}d", *vector.values),
     }
 
@@ -57,15 +60,15 @@ def decode_hash(feature_set: FeatureSet, fields: Mapping[bytes, bytes]) -> Featu
     definition version.
     """
     try:
-        meta = json.loads(fields[b"_m"])
+        event_id, source_ts, computed_at, version, late, *keys = fields[b"_m"].decode().split(_SEP)
         packed = fields[b"_v"]
         event_time, partition, offset = (int(fields[f.encode()]) for f in ORDER_FIELDS)
-    except (KeyError, ValueError) as exc:
+    except (KeyError, ValueError, UnicodeDecodeError) as exc:
         msg = f"online vector is incomplete or corrupt: {exc!r}"
         raise ContractError(msg) from exc
-    if meta["version"] != feature_set.version:
+    if version != feature_set.version:
         msg = (
-            f"online vector was written by definition version {meta['version']!r}; "
+            f"online vector was written by definition version {version!r}; "
             f"this reader has {feature_set.name!r} version {feature_set.version!r}"
         )
         raise ContractError(msg)
@@ -74,14 +77,14 @@ def decode_hash(feature_set: FeatureSet, fields: Mapping[bytes, bytes]) -> Featu
         msg = f"online vector holds {len(packed) // 8} values, definition has {count}"
         raise ContractError(msg)
     return FeatureVector(
-        event_id=meta["event_id"],
-        keys=tuple(meta["keys"]),
+        event_id=event_id,
+        keys=tuple(keys),
         event_time=event_time,
-        source_timestamp=int(meta["source_timestamp"]),
+        source_timestamp=int(source_ts),
         source_partition=partition,
         source_offset=offset,
-        computed_at=int(meta["computed_at"]),
-        definition_version=meta["version"],
-        late=bool(meta["late"]),
+        computed_at=int(computed_at),
+        definition_version=version,
+        late=late == "1",
         values=struct.unpack(f"<{count}d", packed),
     )
