@@ -15,6 +15,10 @@ def register_all(app: typer.Typer) -> None:
     features.register(app)
     produce.register(app)
 
+    from skewless.commands import offline_data
+
+    offline_data.register(app)
+
     from skewless.demo import demo_command
 
     app.command("demo")(demo_command)
