@@ -1,0 +1,80 @@
+"""The online store's compare-and-set: an older event never overwrites a newer one."""
+
+from __future__ import annotations
+
+import random
+import threading
+
+import pytest
+import redis
+
+from schemas.features import FeatureVector
+from schemas.features.fraud import FRAUD_FEATURES
+from schemas.features.online import decode_hash, entity_key
+from skewless.endpoints import Endpoints
+from streams.sinks.online import RedisOnlineWriter
+
+pytestmark = pytest.mark.integration
+
+
+def _vector(card: str, event_time: int, partition: int, offset: int) -> FeatureVector:
+    values = tuple(float(event_time % 997 + i) for i in range(len(FRAUD_FEATURES.feature_names)))
+    return FeatureVector(
+        event_id=f"{card}-{event_time}-{partition}-{offset}",
+        keys=(card, "m1"),
+        event_time=event_time,
+        source_timestamp=event_time,
+        source_partition=partition,
+        source_offset=offset,
+        computed_at=event_time,
+        definition_version=FRAUD_FEATURES.version,
+        late=False,
+        values=values,
+    )
+
+
+def test_concurrent_writers_in_any_order_leave_the_newest_vector(
+    clean_redis: redis.Redis, services: Endpoints
+) -> None:
+    cards = [f"c{i}" for i in range(20)]
+    rng = random.Random(3)
+    vectors = [
+        _vector(card, 1_767_225_600_000 + rng.randrange(50) * 1000, rng.randrange(4), i)
+        for i in range(4_000)
+        for card in [rng.choice(cards)]
+    ]
+    shards = [vectors[i::4] for i in range(4)]
+    for shard in shards:
+        rng.shuffle(shard)
+
+    def write(shard: list[FeatureVector]) -> None:
+        writer = RedisOnlineWriter(
+            redis.Redis.from_url(services.redis_url), FRAUD_FEATURES, prefix="cas"
+        )
+        for start in range(0, len(shard), 37):  # small batches interleave across threads
+            writer.write(shard[start : start + 37])
+
+    threads = [threading.Thread(target=write, args=(shard,)) for shard in shards]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+
+    for card in cards:
+        newest = max((v for v in vectors if v.keys[0] == card), key=lambda v: v.order_key)
+        stored = clean_redis.hgetall(entity_key(FRAUD_FEATURES, "card", card, prefix="cas"))
+        assert decode_hash(FRAUD_FEATURES, stored) == newest
+
+
+def test_an_older_event_is_rejected_and_an_equal_one_is_idempotent(
+    clean_redis: redis.Redis,
+) -> None:
+    writer = RedisOnlineWriter(clean_redis, FRAUD_FEATURES, prefix="cas")
+    new, old = _vector("c1", 2_000, 0, 10), _vector("c1", 1_000, 3, 99)
+    assert writer.write([new]) == 2  # card and merchant keys
+    assert writer.write([old]) == 0
+    assert writer.write([new]) == 2  # a replay of the same event rewrites the same bytes
+    stored = clean_redis.hgetall(entity_key(FRAUD_FEATURES, "card", "c1", prefix="cas"))
+    assert decode_hash(FRAUD_FEATURES, stored) == new
+    ttl_ms = clean_redis.pttl(entity_key(FRAUD_FEATURES, "card", "c1", prefix="cas"))
+    assert 0 < ttl_ms <= 30 * 86_400_000
