@@ -1,7 +1,8 @@
 """Redis online store writer: newest vector per entity, compare-and-set in one script.
 
-One Lua script per entity write compares the stored (event time, partition, offset) with
-the incoming one and writes only if the incoming event is not older, then sets the TTL.
+One Lua script call per chunk of keys; for each key it compares the stored (event time,
+partition, offset) with the incoming one and writes only if the incoming event is not
+older, then sets the TTL. Scripts run atomically, so each key's check-and-write is too.
 Replays of the same event are idempotent; an older event never overwrites a newer one, no
 matter how writers interleave.
 """
@@ -19,22 +20,32 @@ from streams.errors import StoreError
 __all__ = ["CAS_SCRIPT", "RedisOnlineWriter"]
 
 CAS_SCRIPT = """
-local cur = redis.call('HMGET', KEYS[1], '_t', '_p', '_o')
-if cur[1] then
-  local t, p, o = tonumber(cur[1]), tonumber(cur[2]), tonumber(cur[3])
-  local nt, np, no = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
-  if nt < t or (nt == t and (np < p or (np == p and no < o))) then
-    return 0
+local written = 0
+for i = 1, #KEYS do
+  local a = (i - 1) * 6
+  local nt, np, no = tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2]), tonumber(ARGV[a + 3])
+  local cur = redis.call('HMGET', KEYS[i], '_t', '_p', '_o')
+  local older = false
+  if cur[1] then
+    local t, p, o = tonumber(cur[1]), tonumber(cur[2]), tonumber(cur[3])
+    older = nt < t or (nt == t and (np < p or (np == p and no < o)))
+  end
+  if not older then
+    redis.call('HSET', KEYS[i], '_t', ARGV[a + 1], '_p', ARGV[a + 2], '_o', ARGV[a + 3],
+               '_m', ARGV[a + 5], '_v', ARGV[a + 6])
+    local ttl = tonumber(ARGV[a + 4])
+    if ttl > 0 then
+      redis.call('PEXPIRE', KEYS[i], ttl)
+    end
+    written = written + 1
   end
 end
-redis.call('HSET', KEYS[1], '_t', ARGV[1], '_p', ARGV[2], '_o', ARGV[3],
-           '_m', ARGV[5], '_v', ARGV[6])
-local ttl = tonumber(ARGV[4])
-if ttl > 0 then
-  redis.call('PEXPIRE', KEYS[1], ttl)
-end
-return 1
+return written
 """
+
+# Keys per script call: large enough to amortise the client's per-command cost, small
+# enough that one call holds the server for well under a millisecond.
+_KEYS_PER_CALL = 256
 
 
 class RedisOnlineWriter:
@@ -49,7 +60,7 @@ class RedisOnlineWriter:
         self._entities = [v.entity.name for v in feature_set.views]
 
     def write(self, vectors: Iterable[FeatureVector]) -> int:
-        """Write `vectors` in one pipelined round trip; returns how many keys changed.
+        """Write `vectors` in one pipelined round trip; returns how many keys were written.
 
         Within the batch only the newest vector per entity key is sent.
         """
@@ -63,10 +74,15 @@ class RedisOnlineWriter:
         if not newest:
             return 0
         pipe = self._client.pipeline(transaction=False)
-        for key, (vector, ttl) in newest.items():
-            f = encode_hash(vector)
-            args = [f["_t"], f["_p"], f["_o"], ttl.encode(), f["_m"], f["_v"]]
-            self._script(keys=[key], args=args, client=pipe)
+        items = list(newest.items())
+        for start in range(0, len(items), _KEYS_PER_CALL):
+            keys: list[str] = []
+            args: list[bytes] = []
+            for key, (vector, ttl) in items[start : start + _KEYS_PER_CALL]:
+                f = encode_hash(vector)
+                keys.append(key)
+                args += (f["_t"], f["_p"], f["_o"], ttl.encode(), f["_m"], f["_v"])
+            self._script(keys=keys, args=args, client=pipe)
         try:
             results = pipe.execute()
         except redis.RedisError as exc:
