@@ -9,11 +9,12 @@ __all__ = ["register_all"]
 
 def register_all(app: typer.Typer) -> None:
     """Attach every command module's commands to `app`."""
-    from skewless.commands import features, produce, services
+    from skewless.commands import features, models, produce, services
 
     services.register(app)
     features.register(app)
     produce.register(app)
+    models.register(app)
 
     from skewless.commands import offline_data
 
