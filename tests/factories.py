@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Mapping
 
+from confluent_kafka import Producer
+
+from schemas.contracts import codec_for
 from schemas.records import Channel, Transaction
 
 T0 = 1_767_225_600_000  # 2026-01-01T00:00Z
@@ -32,3 +36,26 @@ def transactions(n: int, *, seed: int, cards: int = 12, merchants: int = 8) -> l
             )
         )
     return events
+
+
+def produce_payloads(
+    kafka_config: Mapping[str, str], topic: str, payloads: list[tuple[str, bytes]]
+) -> None:
+    """Produce (key, value) pairs with an idempotent producer and wait for every ack."""
+    producer = Producer({**kafka_config, "enable.idempotence": True, "linger.ms": 20})
+    for key, value in payloads:
+        while True:
+            try:
+                producer.produce(topic, key=key.encode(), value=value)
+                break
+            except BufferError:
+                producer.poll(0.1)
+    assert producer.flush(60) == 0, "not every record was acknowledged"
+
+
+def produce_transactions(
+    kafka_config: Mapping[str, str], topic: str, events: list[Transaction]
+) -> None:
+    """Produce transactions Avro-encoded (single-object), keyed by card_id."""
+    codec = codec_for("Transaction")
+    produce_payloads(kafka_config, topic, [(e.card_id, codec.encode(e.to_avro())) for e in events])

@@ -9,10 +9,8 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 import redis
-from confluent_kafka import Producer
 from deltalake import DeltaTable
 
-from schemas.contracts import codec_for
 from schemas.features.fraud import FRAUD_FEATURES
 from skewless.endpoints import Endpoints
 from streams.audit import audit_skew
@@ -21,7 +19,7 @@ from streams.features.flow import build_feature_flow
 from streams.runner import run_dataflow
 from streams.sinks.feature_store import FeatureStoreConfig
 from streams.sources import DeltaTransactionsSource, kafka_source
-from tests.factories import transactions
+from tests.factories import produce_transactions, transactions
 
 pytestmark = pytest.mark.integration
 
@@ -44,11 +42,7 @@ def test_backfill_from_delta_reproduces_feature_rows_bit_for_bit(
 ) -> None:
     events = transactions(3_000, seed=31, cards=50, merchants=12)  # in event-time order
     topic = make_topic("tx", 1)
-    codec = codec_for("Transaction")
-    producer = Producer({**kafka_config, "enable.idempotence": True})
-    for e in events:
-        producer.produce(topic, key=e.card_id.encode(), value=codec.encode(e.to_avro()))
-    assert producer.flush(30) == 0
+    produce_transactions(kafka_config, topic, events)
 
     live = FeatureStoreConfig(
         feature_set=FRAUD_FEATURES,

@@ -16,17 +16,15 @@ import pyarrow as pa
 import pyarrow.compute
 import pytest
 import redis
-from confluent_kafka import Producer
 from deltalake import DeltaTable
 from deltalake.exceptions import TableNotFoundError
 
-from schemas.contracts import codec_for
 from schemas.features.fraud import FRAUD_FEATURES
 from schemas.features.online import decode_hash
 from skewless.endpoints import Endpoints
 from streams.audit import audit_skew
 from streams.delta_tables import FEATURES, table_uri
-from tests.factories import transactions
+from tests.factories import produce_transactions, transactions
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -87,16 +85,7 @@ def test_kill_nine_twice_then_restart_gives_exactly_once_stores(
 ) -> None:
     events = transactions(EVENTS, seed=21, cards=3_000, merchants=300)
     topic = make_topic("tx", 4)
-    codec = codec_for("Transaction")
-    producer = Producer({**kafka_config, "enable.idempotence": True, "linger.ms": 20})
-    for e in events:
-        while True:
-            try:
-                producer.produce(topic, key=e.card_id.encode(), value=codec.encode(e.to_avro()))
-                break
-            except BufferError:
-                producer.poll(0.1)
-    assert producer.flush(60) == 0
+    produce_transactions(kafka_config, topic, events)
 
     def args(name: str, recovery: bool) -> dict[str, object]:
         return {

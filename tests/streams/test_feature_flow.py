@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 import redis
-from confluent_kafka import Producer
 from deltalake import DeltaTable
 
 from schemas.codec import AvroCodec
@@ -22,19 +21,12 @@ from streams.features.flow import DeadLetterTarget, build_feature_flow
 from streams.runner import run_dataflow
 from streams.sinks.feature_store import FeatureStoreConfig
 from streams.sources import kafka_source
-from tests.factories import transactions
+from tests.factories import produce_payloads, produce_transactions, transactions
 from tests.kafka_helpers import consume_all
 
 pytestmark = pytest.mark.integration
 
 GARBAGE = [b"", b"\x00\x01", b"{not json", b'{"event_id": "x"}', b"\xc3\x01" + b"\x00" * 8 + b"zz"]
-
-
-def _produce(kafka_config: dict[str, str], topic: str, payloads: list[tuple[str, bytes]]) -> None:
-    producer = Producer({**kafka_config, "enable.idempotence": True, "linger.ms": 5})
-    for key, value in payloads:
-        producer.produce(topic, key=key.encode(), value=value)
-    assert producer.flush(30) == 0
 
 
 def _config(
@@ -80,7 +72,7 @@ def test_one_partition_stream_lands_identically_in_every_store(
         offset = 50 + i * 97
         payloads.insert(offset, (f"junk{i}", junk))
         junk_offsets.append(offset)
-    _produce(kafka_config, source, payloads)
+    produce_payloads(kafka_config, source, payloads)
 
     delta_root = tmp_path / "delta"
     _run(
@@ -133,8 +125,7 @@ def test_replay_adds_no_rows_and_keeps_stores_equal(
     events = transactions(3_000, seed=12, cards=60, merchants=20)
     source, features_topic = make_topic("tx", 4), make_topic("fv", 4)
     dead_topic = make_topic("dl", 1)
-    codec = codec_for("Transaction")
-    _produce(kafka_config, source, [(e.card_id, codec.encode(e.to_avro())) for e in events])
+    produce_transactions(kafka_config, source, events)
     delta_root = tmp_path / "delta"
     config = _config(delta_root, services, kafka_config, features_topic)
 
