@@ -62,24 +62,32 @@ def _metric(info: ModelVersionInfo, key: str) -> str:
     return "—" if value is None else f"{value:.4f}"
 
 
+def _data_version(info: ModelVersionInfo, *, short: bool = False) -> str:
+    text = info.tags.get("data_version")
+    if text is None:
+        return "—"
+    versions = sorted(json.loads(text).items())
+    if short:
+        return "/".join(str(version) for _, version in versions)
+    return ",".join(f"{table}@{version}" for table, version in versions)
+
+
 def _versions_table(versions: list[ModelVersionInfo], name: str) -> Table:
-    table = Table(title=f"registered model {name}")
-    for header in ("version", "aliases", "PR-AUC", "ROC-AUC", "recall@1%FPR", "baseline PR-AUC"):
-        table.add_column(header)
-    for header in ("gates", "data version", "onnx sha256"):
-        table.add_column(header, overflow="fold")
+    table = Table(title=f"{name}: test-split PR-AUC vs the rules baseline, recall @ 1% FPR")
+    for header in ("ver", "alias", "PR-AUC", "baseline", "R@1%FPR", "data f/l"):
+        table.add_column(header, no_wrap=True)
+    table.add_column("sha256", no_wrap=True)
     for info in versions:
         baseline = info.metrics.get("baseline_pr_auc")
+        blocked = info.tags.get("gate_status") == "failed"
         table.add_row(
             str(info.version),
-            ", ".join(info.aliases) or "—",
+            ", ".join(info.aliases) or ("[red]blocked[/]" if blocked else "—"),
             _metric(info, "pr_auc"),
-            _metric(info, "roc_auc"),
-            _metric(info, "recall_at_1pct_fpr"),
             "—" if baseline is None else f"{baseline:.4f}",
-            info.tags.get("gate_status", "—"),
-            info.tags.get("data_version", "—"),
-            info.onnx_sha256[:16],
+            _metric(info, "recall_at_1pct_fpr"),
+            _data_version(info, short=True),
+            info.onnx_sha256[:8],
         )
     return table
 
@@ -108,10 +116,17 @@ def show_command(
         table = Table(title=f"{name} v{info.version} ({', '.join(info.aliases) or 'no alias'})")
         table.add_column("field")
         table.add_column("value", overflow="fold")
-        for key in ("run_id", "onnx_sha256", "data_version", "definition_version"):
-            table.add_row(key, str(data.get(key, "—")))
-        for key in ("decision_threshold", "review_threshold", "gate_status"):
+        table.add_row("run_id", info.run_id)
+        table.add_row("onnx_sha256", info.onnx_sha256)
+        table.add_row("data_version", _data_version(info))
+        for key in ("definition_version", "decision_threshold", "review_threshold"):
             table.add_row(key, info.tags.get(key, "—"))
+        gates = json.loads(info.tags.get("gate_report", '{"results": []}'))["results"]
+        for gate in gates:
+            verdict = "pass" if gate["passed"] else "FAIL"
+            table.add_row(
+                f"gate {gate['gate']}", f"{verdict}: expected {gate['expected']}, got {gate['got']}"
+            )
         for key, value in sorted(info.metrics.items()):
             table.add_row(key, f"{value:.6g}")
         console.print(table)
@@ -142,6 +157,12 @@ def rollback_command(name: _Name = DEFAULT_MODEL_NAME) -> None:
 
 def _print_card(report: PipelineReport) -> None:
     card = report.card
+    if report.validation is not None:
+        v = report.validation
+        console.print(
+            f"validation of the {v['subject']}: [green]passed[/] "
+            f"({len(v['checks'])} checks, {v['warnings']} warnings)"
+        )
     columns = {"model": report.model, "rules baseline": report.baseline}
     if report.champion is not None:
         columns[f"champion v{card['champion_version']}"] = report.champion
