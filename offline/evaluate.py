@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -35,6 +36,7 @@ __all__ = [
     "Rule",
     "Thresholds",
     "choose_thresholds",
+    "curve_points",
     "evaluate",
     "pr_auc",
     "rules_baseline",
@@ -227,4 +229,37 @@ def save_curves(
     ax.grid(alpha=0.3)
     fig.savefig(paths["pr"], dpi=110, bbox_inches="tight")
     plt.close(fig)
+
+    paths["points"] = directory / "curves.json"
+    paths["points"].write_text(json.dumps(curve_points(y, scores), indent=1))
     return paths
+
+
+def curve_points(
+    y: npt.NDArray[Any], scores: Mapping[str, npt.NDArray[Any]], *, max_points: int = 200
+) -> list[dict[str, Any]]:
+    """ROC and PR points per named score, thinned to `max_points` each (for reports)."""
+
+    def thin(values: npt.NDArray[Any]) -> list[float]:
+        step = max(1, len(values) // max_points)
+        kept = list(values[::step])
+        if len(values) and kept[-1] != values[-1]:
+            kept.append(values[-1])
+        return [round(float(v), 6) for v in kept]
+
+    out = []
+    for name, s in scores.items():
+        fpr, tpr, _ = roc_curve(y, s)
+        precision, recall, _ = precision_recall_curve(y, s)
+        out.append(
+            {
+                "label": name,
+                "fpr": thin(fpr),
+                "tpr": thin(tpr),
+                "recall": thin(recall),
+                "precision": thin(precision),
+                "roc_auc": float(roc_auc_score(y, s)),
+                "pr_auc": float(average_precision_score(y, s)),
+            }
+        )
+    return out

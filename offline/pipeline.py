@@ -296,7 +296,7 @@ def train_and_register(
                     "maturity_ms": str(ts.maturity_ms),
                     "gate_status": "passed" if report_gates.passed else "failed",
                 },
-                files=[("curves", paths["roc"]), ("curves", paths["pr"])],
+                files=[("curves", paths[k]) for k in ("roc", "pr", "points")],
                 texts={
                     "model_card.json": json.dumps(card, indent=2, sort_keys=True),
                     "model_card.md": model_card_markdown(card),

@@ -105,12 +105,19 @@ def test_rules_baseline_without_any_rule_feature_is_an_error() -> None:
         rules_baseline(np.zeros((2, 1), dtype=np.float32), ["hour_of_day"])
 
 
-def test_curves_are_png_files(toy: tuple[np.ndarray, np.ndarray], tmp_path: Path) -> None:
+def test_curves_are_png_files_and_points(
+    toy: tuple[np.ndarray, np.ndarray], tmp_path: Path
+) -> None:
     scores, y = toy
     paths = save_curves(y, {"model": scores, "baseline": scores * 0.5 + 0.1}, tmp_path)
-    assert set(paths) == {"roc", "pr"}
-    for path in paths.values():
-        assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert set(paths) == {"roc", "pr", "points"}
+    for name in ("roc", "pr"):
+        assert paths[name].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    points = json.loads(paths["points"].read_text())
+    assert [p["label"] for p in points] == ["model", "baseline"]
+    assert points[0]["roc_auc"] == pytest.approx(evaluate(scores, y).roc_auc)
+    assert points[0]["fpr"][0] == 0.0
+    assert points[0]["fpr"][-1] == 1.0
 
 
 def test_reference_bins_deciles_flags_and_json(tmp_path: Path) -> None:

@@ -131,7 +131,7 @@ def test_the_run_carries_params_metrics_lineage_and_artifacts(
     listed = {a.path for a in client.list_artifacts(run.info.run_id)}
     assert {"reference", "curves", "model_card.json", "model_card.md"} <= listed
     curves = {a.path for a in client.list_artifacts(run.info.run_id, "curves")}
-    assert curves == {"curves/roc.png", "curves/pr.png"}
+    assert curves == {"curves/roc.png", "curves/pr.png", "curves/curves.json"}
     card = json.loads(
         Path(client.download_artifacts(run.info.run_id, "model_card.json")).read_text()
     )
