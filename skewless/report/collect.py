@@ -1,0 +1,141 @@
+"""Collect a report's data from the real stores: MLflow registry, drift and predictions topics."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from offline.registry import ModelVersionInfo, list_versions
+from schemas.contracts import codec_for
+from serving.predictions import Prediction
+from skewless.report.data import Curve, ModelCard, PsiPoint, ReportData
+from streams.topic_reader import read_to_end
+
+__all__ = ["collect_report_data"]
+
+_MAX_SCORES = 20_000
+_LINEAGE_TAGS = ("data_version", "definition_version", "onnx_sha256", "run_id", "gate_status")
+
+
+def _card(info: ModelVersionInfo) -> ModelCard:
+    lineage = {k: info.tags[k] for k in _LINEAGE_TAGS if k in info.tags}
+    lineage["git_commit"] = info.tags.get("git_commit", "")
+    metrics = {k: float(v) for k, v in info.metrics.items() if k.startswith(("test_", "baseline_"))}
+    return ModelCard(info.name, str(info.version), list(info.aliases), metrics, lineage)
+
+
+def _curves(tracking_uri: str, info: ModelVersionInfo, label: str) -> list[Curve]:
+    """The version's evaluation curves; the baseline's under its own label."""
+    import mlflow
+
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            path = mlflow.artifacts.download_artifacts(
+                run_id=info.run_id,
+                artifact_path="curves/curves.json",
+                dst_path=tmp,
+                tracking_uri=tracking_uri,
+            )
+        except Exception:
+            return []
+        points = json.loads(Path(path).read_text())
+    curves = []
+    for p in points:
+        if p["label"] == "model":
+            curves.append(Curve(**{**p, "label": label}))
+        elif p["label"] == "rules baseline":
+            curves.append(Curve(**p))
+    return curves
+
+
+def _models(tracking_uri: str, name: str) -> tuple[list[ModelCard], list[Curve]]:
+    versions = list_versions(tracking_uri, name)
+    cards = [_card(v) for v in versions]
+    curves: list[Curve] = []
+    baseline_done = False
+    for alias in ("champion", "challenger"):
+        for info in versions:
+            if alias in info.aliases:
+                for curve in _curves(tracking_uri, info, f"{alias} v{info.version}"):
+                    if curve.label == "rules baseline":
+                        if baseline_done:
+                            continue
+                        baseline_done = True
+                    curves.append(curve)
+    return cards, curves
+
+
+def _drift(client_config: Mapping[str, str], topic: str) -> list[PsiPoint]:
+    codec = codec_for("DriftMetric")
+    points = []
+    for message in read_to_end(client_config, topic):
+        record = codec.decode(message.value() or b"")
+        points.append(
+            PsiPoint(
+                window_start=int(record["window_start"]),
+                feature=str(record["feature"]),
+                psi=float(record["psi"]),
+                level=str(record["level"]),
+                model_version=str(record["model_version"]),
+            )
+        )
+    return points
+
+
+def _predictions(
+    client_config: Mapping[str, str], topic: str
+) -> tuple[dict[str, list[float]], list[tuple[int, float]], list[tuple[int, float]]]:
+    """Scores per variant, (produced ms, latency ms) of served predictions, throughput."""
+    codec = codec_for("Prediction")
+    scores: dict[str, list[float]] = {}
+    latency: list[tuple[int, float]] = []
+    per_second: Counter[int] = Counter()
+    for message in read_to_end(client_config, topic):
+        prediction = Prediction.from_avro(codec.decode(message.value() or b""))
+        label = f"{prediction.variant} v{prediction.model_version}"
+        bucket = scores.setdefault(label, [])
+        if len(bucket) < _MAX_SCORES:
+            bucket.append(prediction.score)
+        produced_ms = message.timestamp()[1]
+        if prediction.served:
+            latency.append((produced_ms, float(produced_ms - prediction.source_timestamp)))
+            per_second[produced_ms // 1000] += 1
+    throughput = [(second, float(n)) for second, n in sorted(per_second.items())]
+    return scores, latency, throughput
+
+
+def collect_report_data(
+    *,
+    tracking_uri: str,
+    model_name: str,
+    client_config: Mapping[str, str] | None,
+    drift_topic: str,
+    predictions_topic: str,
+    summary: dict[str, Any] | None = None,
+    latency_window: tuple[int, int] | None = None,
+) -> ReportData:
+    """Everything the report shows, read from the registry and the topics.
+
+    `latency_window` (epoch ms, inclusive) limits latency and throughput to predictions
+    produced while events were being produced live (a backlog's latency means nothing).
+    """
+    cards, curves = _models(tracking_uri, model_name)
+    data = ReportData(
+        generated_at=int(time.time()), models=cards, curves=curves, summary=summary or {}
+    )
+    if client_config is not None:
+        data.psi = _drift(client_config, drift_topic)
+        scores, latency, throughput = _predictions(client_config, predictions_topic)
+        data.scores = scores
+        if latency_window is not None:
+            lo, hi = latency_window
+            latency = [(t, v) for t, v in latency if lo <= t <= hi]
+            throughput = [(s, r) for s, r in throughput if lo // 1000 <= s <= hi // 1000]
+        data.latency_ms = [v for _, v in latency]
+        data.throughput = throughput
+    return data
