@@ -9,12 +9,13 @@ __all__ = ["register_all"]
 
 def register_all(app: typer.Typer) -> None:
     """Attach every command module's commands to `app`."""
-    from skewless.commands import features, models, produce, services
+    from skewless.commands import features, models, produce, scoring, services
 
     services.register(app)
     features.register(app)
     produce.register(app)
     models.register(app)
+    scoring.register(app)
 
     from skewless.commands import offline_data
 

@@ -1,0 +1,338 @@
+"""Event → prediction latency through the whole pipeline, at offered rates.
+
+generator → transactions topic → feature worker (subprocess, every sink on: Redis,
+Delta, features topic) → features topic → scoring worker (`skewless score run`,
+subprocess, champion + shadow challenger, drift on) → predictions topic.
+
+The synthetic world is produced by `streams.generator.produce` exactly as `skewless
+produce --live --rate R` does (token-bucket pacing, wall-clock event times). Latency of an
+event = the Kafka timestamp of its served prediction record (CreateTime: stamped by the
+scoring worker's producer when the prediction is produced) minus the source transaction's
+Kafka timestamp, carried through as `source_timestamp`. The same difference is split at
+the features record's timestamp into the feature stage and the scoring stage. All
+timestamps come from producers on this machine's clock.
+
+Models are the serving tests' tiny ONNX MLPs (27 inputs), registered in a temporary sqlite
+MLflow store with the fraud feature names; scoring cost does not depend on their weights.
+
+Run: `python benchmarks/scoring.py [--rates 1000 5000 --seconds 10]`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from _common import BenchServices, bench_services, fresh_topic, percentile, write_result
+from _feature_worker import SPEC_ENV, WorkerSpec
+from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+from mlflow import MlflowClient
+from rich.console import Console
+from rich.table import Table
+
+from schemas.codec import AvroCodec
+from schemas.contracts import codec_for
+from schemas.features import feature_vector_schema
+from schemas.features.fraud import FRAUD_FEATURES
+from schemas.records import Transaction
+from streams.generator import World, WorldConfig
+from streams.generator.produce import produce
+
+TARGET_P99_MS = 50.0
+BENCH_DIR = Path(__file__).resolve().parent
+FEATURE_WORKER = BENCH_DIR / "_feature_worker.py"
+
+
+@dataclass(frozen=True)
+class Options:
+    """The benchmark's knobs (see `--help`)."""
+
+    rates: list[float]
+    seconds: float
+    warmup: int
+    cards: int
+    merchants: int
+    seed: int
+    partitions: int
+
+
+class PredictionWatch:
+    """Reads features and predictions topics; joins timestamps by event id."""
+
+    def __init__(self, kafka_config: dict[str, str], features: str, predictions: str) -> None:
+        self._consumer = Consumer(
+            {**kafka_config, "group.id": f"bench-{uuid.uuid4().hex}", "enable.auto.commit": False}
+        )
+        parts = []
+        for topic in (features, predictions):
+            meta = self._consumer.list_topics(topic, timeout=30).topics[topic]
+            parts += [TopicPartition(topic, p, OFFSET_BEGINNING) for p in meta.partitions]
+        self._consumer.assign(parts)
+        self._features, self._predictions = features, predictions
+        self._fv = AvroCodec(feature_vector_schema(FRAUD_FEATURES))
+        self._pred = codec_for("Prediction")
+        self.feature_ts: dict[str, int] = {}
+        self.served: dict[str, tuple[int, int]] = {}  # event id -> (prediction ts, source ts)
+
+    def poll(self) -> None:
+        for m in self._consumer.consume(2000, 0.05):
+            if m.error() is not None:
+                continue
+            if m.topic() == self._features:
+                event_id = self._fv.decode(m.value() or b"")["event_id"]
+                self.feature_ts[event_id] = m.timestamp()[1]
+            else:
+                p = self._pred.decode(m.value() or b"")
+                if p["served"]:
+                    self.served[p["event_id"]] = (m.timestamp()[1], int(p["source_timestamp"]))
+
+    def count(self, prefix: str) -> int:
+        return sum(1 for e in self.served if e.startswith(prefix))
+
+    def close(self) -> None:
+        self._consumer.close()
+
+
+def _registry(root: Path) -> str:
+    """A sqlite MLflow store with a champion and a shadow challenger of the fraud shape."""
+    if str(BENCH_DIR.parent) not in sys.path:  # the serving tests' model helpers
+        sys.path.insert(0, str(BENCH_DIR.parent))
+    from tests.serving.conftest import Registry, mlp_onnx
+
+    uri = f"sqlite:///{root / 'mlflow.db'}"
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    experiment = client.create_experiment("bench", artifact_location=(root / "art").as_uri())
+    registry = Registry(uri=uri, client=client, experiment_id=experiment, root=root)
+    names = list(FRAUD_FEATURES.feature_names)
+    tags = {"feature_names": json.dumps(names), "definition_version": FRAUD_FEATURES.version}
+    v1 = registry.register("skewless-fraud", mlp_onnx(seed=1, d=len(names)), tags=tags)
+    v2 = registry.register("skewless-fraud", mlp_onnx(seed=2, d=len(names)), tags=tags)
+    registry.alias("skewless-fraud", "champion", v1)
+    registry.alias("skewless-fraud", "challenger", v2)
+    registry.rollout("skewless-fraud", "shadow")
+    return uri
+
+
+def _start(cmd: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    with log.open("wb") as out:
+        return subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT)
+
+
+def _stop(process: subprocess.Popen[bytes]) -> int:
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+    return process.returncode
+
+
+def _wait(
+    watch: PredictionWatch, prefix: str, n: int, workers: list[Any], timeout_s: float
+) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while watch.count(prefix) < n:
+        if any(w.poll() is not None for w in workers):
+            raise RuntimeError("a worker exited early; see its log")
+        if time.monotonic() > deadline:
+            return False
+        watch.poll()
+    return True
+
+
+def run_rate(
+    opts: Options, services: BenchServices, topic: str, watch: PredictionWatch,
+    workers: list[Any], rate: float, seed: int,
+) -> dict[str, Any]:  # fmt: skip
+    """Offer `rate` events/s for `opts.seconds`; latency figures of every served event."""
+    n = int(rate * opts.seconds)
+    config = WorldConfig(seed=seed, cards=opts.cards, merchants=opts.merchants)
+    items = World.fresh(config).stream(n * 2)  # labels among them; live mode drops them
+    done: dict[str, Any] = {}
+
+    def producer() -> None:
+        done["report"] = produce(
+            _first_transactions(items, n),
+            client_config=services.kafka_config,
+            transactions_topic=topic,
+            labels_topic=f"{topic}-unused",
+            rate=rate,
+            live=True,
+        )
+
+    started_ms = time.time_ns() // 1_000_000
+    thread = threading.Thread(target=producer, daemon=True)
+    thread.start()
+    while thread.is_alive():
+        watch.poll()
+    report = done["report"]
+    prefix = f"live-{_run_ms(watch, started_ms)}"
+    drained = _wait(watch, prefix, report.events, workers, timeout_s=180)
+    rows = [(e, t) for e, t in watch.served.items() if e.startswith(prefix)]
+    e2e = [float(p - s) for _, (p, s) in rows]
+    feature = [float(watch.feature_ts[e] - s) for e, (_, s) in rows if e in watch.feature_ts]
+    scoring = [float(p - watch.feature_ts[e]) for e, (p, _) in rows if e in watch.feature_ts]
+    p99 = percentile(e2e, 99)
+    return {
+        "offered_rate": rate,
+        "achieved_rate": report.events_per_s,
+        "events": report.events,
+        "predicted": len(rows),
+        "drained": drained,
+        "p50_ms": percentile(e2e, 50),
+        "p90_ms": percentile(e2e, 90),
+        "p99_ms": p99,
+        "max_ms": max(e2e, default=float("nan")),
+        "feature_stage_p50_ms": percentile(feature, 50),
+        "feature_stage_p99_ms": percentile(feature, 99),
+        "scoring_stage_p50_ms": percentile(scoring, 50),
+        "scoring_stage_p99_ms": percentile(scoring, 99),
+        "target_p99_ms": TARGET_P99_MS,
+        "meets_target": drained and p99 < TARGET_P99_MS,
+    }
+
+
+def _first_transactions(items: Any, n: int) -> Any:
+    """The items up to the `n`-th transaction."""
+    count = 0
+    for item in items:
+        if isinstance(item.record, Transaction):
+            if count >= n:
+                return
+            count += 1
+        yield item
+
+
+def _run_ms(watch: PredictionWatch, started_ms: int) -> str:
+    """The `live-<run ms>` prefix of the run that started at or after `started_ms`."""
+    runs = {int(e.split("-")[1]) for e in watch.served if e.startswith("live-")}
+    runs |= {int(e.split("-")[1]) for e in watch.feature_ts if e.startswith("live-")}
+    candidates = sorted(r for r in runs if r >= started_ms - 1000)
+    if not candidates:
+        raise RuntimeError("no event of the run reached the features topic")
+    return str(candidates[-1])
+
+
+def bench(opts: Options, services: BenchServices, tmp: Path) -> dict[str, Any]:
+    """Start both workers, warm up, then measure each offered rate in turn."""
+    config = services.kafka_config
+    tx = fresh_topic(config, "tx", opts.partitions)
+    spec = WorkerSpec(
+        kafka_config=config,
+        redis_url=services.redis_url,
+        redis_prefix=f"bench-{uuid.uuid4().hex[:8]}",
+        delta_root=str(tmp / "delta"),
+        source_topic=tx,
+        features_topic=fresh_topic(config, "fv", opts.partitions),
+        dead_letter_topic=fresh_topic(config, "dl", 1),
+    )
+    predictions = fresh_topic(config, "pred", opts.partitions)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(BENCH_DIR.parent), str(BENCH_DIR)])}
+    scoring_env = {
+        **env,
+        "SKEWLESS_CONFIG": str(tmp / "none.toml"),
+        "SKEWLESS_KAFKA_BOOTSTRAP": config["bootstrap.servers"],
+        "SKEWLESS_REDIS_URL": services.redis_url,
+        "SKEWLESS_MLFLOW_URI": _registry(tmp),
+        "SKEWLESS_STATE_DIR": str(tmp / "state"),
+        "SKEWLESS_DATA_DIR": str(tmp / "data"),
+        "SKEWLESS_TOPICS__FEATURES": spec.features_topic,
+        "SKEWLESS_TOPICS__PREDICTIONS": predictions,
+        "SKEWLESS_TOPICS__DRIFT": fresh_topic(config, "drift", 1),
+        "SKEWLESS_TOPICS__DEAD_LETTER": spec.dead_letter_topic,
+    }
+    features = _start(
+        [sys.executable, str(FEATURE_WORKER)], {**env, SPEC_ENV: spec.to_env()}, tmp / "f.log"
+    )
+    scoring = _start(
+        [sys.executable, "-c", "from skewless.cli import main; main()", "score", "run"],
+        scoring_env,
+        tmp / "s.log",
+    )
+    workers = [features, scoring]
+    watch = PredictionWatch(config, spec.features_topic, predictions)
+    results: dict[str, Any] = {}
+    try:
+        warm = run_rate(
+            opts, services, tx, watch, workers, rate=max(opts.warmup / 5, 100.0), seed=opts.seed
+        )
+        print(f"warm-up: {warm['predicted']} predictions, p99 {warm['p99_ms']:.1f} ms", flush=True)
+        results["rates"] = []
+        for i, rate in enumerate(opts.rates):
+            figures = run_rate(
+                opts, services, tx, watch, workers, rate=rate, seed=opts.seed + 1 + i
+            )
+            print(
+                f"{rate:,.0f}/s offered ({figures['achieved_rate']:,.0f} achieved): "
+                f"p50 {figures['p50_ms']:.1f} ms, p99 {figures['p99_ms']:.1f} ms, "
+                f"{figures['predicted']}/{figures['events']} predicted",
+                flush=True,
+            )
+            results["rates"].append(figures)
+    except BaseException:
+        for log in ("f.log", "s.log"):
+            tail = (tmp / log).read_text(errors="replace").splitlines()[-20:]
+            print(f"{log} tail:\n" + "\n".join(tail), file=sys.stderr)
+        raise
+    finally:
+        results["worker_exit_codes"] = {"features": _stop(features), "scoring": _stop(scoring)}
+        watch.close()
+    return results
+
+
+def report(results: dict[str, Any]) -> Table:
+    table = Table(title="event → prediction latency (whole pipeline)")
+    for column in ("offered/s", "achieved/s", "predicted", "p50 ms", "p99 ms", "max ms",
+                   "feature p99", "scoring p99", f"p99 < {TARGET_P99_MS:g}"):  # fmt: skip
+        table.add_column(column, justify="right")
+    for r in results["rates"]:
+        table.add_row(
+            f"{r['offered_rate']:,.0f}",
+            f"{r['achieved_rate']:,.0f}",
+            f"{r['predicted']:,}/{r['events']:,}",
+            f"{r['p50_ms']:.1f}",
+            f"{r['p99_ms']:.1f}",
+            f"{r['max_ms']:.1f}",
+            f"{r['feature_stage_p99_ms']:.1f}",
+            f"{r['scoring_stage_p99_ms']:.1f}",
+            "✓" if r["meets_target"] else "✗",
+        )
+    return table
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the benchmark, print the table, write `benchmarks/results/scoring.json`."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add = parser.add_argument
+    add("--rates", type=float, nargs="+", default=[1_000, 5_000], help="offered events/s")
+    add("--seconds", type=float, default=10, help="how long to offer each rate")
+    add("--warmup", type=int, default=1_000, help="events before measuring")
+    add("--cards", type=int, default=5_000)
+    add("--merchants", type=int, default=500)
+    add("--seed", type=int, default=7)
+    add("--partitions", type=int, default=4)
+    opts = Options(**vars(parser.parse_args(argv)))
+    with bench_services() as services, tempfile.TemporaryDirectory(prefix="bench-") as tmp:
+        results = {"options": asdict(opts), **bench(opts, services, Path(tmp))}
+    path = write_result("scoring", results)
+    Console().print(report(results))
+    print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,120 @@
+"""Kafka sinks of the scoring dataflow: predictions and drift metrics.
+
+Both reuse `KafkaOutbox` (idempotent producer): records are produced eagerly and flushed
+at every snapshot, so outputs are at-least-once across restarts; consumers dedupe
+predictions by the `event_id` header (and drift metrics by model, version, feature and
+window). Each sink has `partitions` parts, routed by item key.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+
+from bytewax.outputs import FixedPartitionedSink, StatefulSinkPartition
+
+from schemas.contracts import codec_for
+from serving.drift import DriftMetric
+from serving.predictions import Prediction
+from streams.scoring.metrics import ScoringMetrics
+from streams.sinks.kafka_outbox import KafkaOutbox
+
+__all__ = ["DriftSink", "PredictionSink"]
+
+
+class _PredictionPartition(StatefulSinkPartition[Prediction, None]):
+    def __init__(self, config: Mapping[str, str], topic: str, metrics: ScoringMetrics) -> None:
+        self._outbox = KafkaOutbox(config, topic)
+        self._encode = codec_for("Prediction").encode
+        self._metrics = metrics
+
+    def write_batch(self, values: list[Prediction]) -> None:
+        produce, encode = self._outbox.produce, self._encode
+        served_sources: list[int] = []
+        for p in values:
+            produce(
+                encode(p.to_avro()),
+                key=p.card_id.encode(),
+                headers=[("event_id", p.event_id.encode())],
+            )
+            if p.served:
+                served_sources.append(p.source_timestamp)
+        now_ms = time.time_ns() / 1_000_000
+        observe = self._metrics.latency_ms.observe
+        for source_ms in served_sources:
+            observe(now_ms - source_ms)
+        counted: dict[str, int] = {}
+        for p in values:
+            counted[p.variant] = counted.get(p.variant, 0) + 1
+        for variant, n in counted.items():
+            self._metrics.predictions.labels(variant).inc(n)
+
+    def snapshot(self) -> None:
+        self._outbox.flush()
+
+    def close(self) -> None:
+        self._outbox.flush()
+
+
+class PredictionSink(FixedPartitionedSink[Prediction, None]):
+    """`Prediction` records keyed by card id, with an `event_id` header."""
+
+    def __init__(
+        self,
+        client_config: Mapping[str, str],
+        topic: str,
+        *,
+        metrics: ScoringMetrics,
+        partitions: int = 1,
+    ) -> None:
+        self._config = dict(client_config)
+        self._topic = topic
+        self._metrics = metrics
+        self._parts = [f"predictions-{i}" for i in range(partitions)]
+
+    def list_parts(self) -> list[str]:
+        return self._parts
+
+    def build_part(self, step_id: str, for_part: str, resume_state: None) -> _PredictionPartition:
+        return _PredictionPartition(self._config, self._topic, self._metrics)
+
+
+class _DriftPartition(StatefulSinkPartition[DriftMetric, None]):
+    def __init__(self, config: Mapping[str, str], topic: str, metrics: ScoringMetrics) -> None:
+        self._outbox = KafkaOutbox(config, topic)
+        self._encode = codec_for("DriftMetric").encode
+        self._metrics = metrics
+
+    def write_batch(self, values: list[DriftMetric]) -> None:
+        for m in values:
+            self._outbox.produce(
+                self._encode(m.to_avro()),
+                key=f"{m.model_name}:{m.model_version}".encode(),
+                headers=[("window", f"{m.window_start}/{m.window_end}".encode())],
+            )
+            self._metrics.drift_metrics.labels(m.level).inc()
+        if any(m.level == "alert" for m in values):
+            self._outbox.flush()  # alerts are acted on: do not let them linger
+
+    def snapshot(self) -> None:
+        self._outbox.flush()
+
+    def close(self) -> None:
+        self._outbox.flush()
+
+
+class DriftSink(FixedPartitionedSink[DriftMetric, None]):
+    """`DriftMetric` records (alerts included, `level="alert"`) keyed by model:version."""
+
+    def __init__(
+        self, client_config: Mapping[str, str], topic: str, *, metrics: ScoringMetrics
+    ) -> None:
+        self._config = dict(client_config)
+        self._topic = topic
+        self._metrics = metrics
+
+    def list_parts(self) -> list[str]:
+        return ["drift"]
+
+    def build_part(self, step_id: str, for_part: str, resume_state: None) -> _DriftPartition:
+        return _DriftPartition(self._config, self._topic, self._metrics)
