@@ -17,9 +17,10 @@ def register_all(app: typer.Typer) -> None:
     models.register(app)
     scoring.register(app)
 
-    from skewless.commands import offline_data
+    from skewless.commands import offline_data, report
 
     offline_data.register(app)
+    report.register(app)
 
     from skewless.demo import demo_command
 
