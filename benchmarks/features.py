@@ -23,7 +23,6 @@ Run: `python benchmarks/features.py [--events 100000 --reps 3 --rate 10000 --sec
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import signal
 import subprocess
@@ -60,7 +59,7 @@ from rich.table import Table
 
 from schemas.contracts import codec_for
 from schemas.features.fraud import FRAUD_FEATURES
-from schemas.features.online import entity_key
+from schemas.features.online import META_FIELD, entity_key, event_id_of
 from schemas.records import Transaction
 from streams.delta_tables import FEATURES, table_uri
 from streams.generator import TokenBucket, World, WorldConfig
@@ -272,11 +271,11 @@ class VisibilityProbe:
         cards = list(islice(self._pending, self.max_cards))
         pipe = self.client.pipeline(transaction=False)
         for key in cards:
-            pipe.hget(key, "_m")
+            pipe.hget(key, META_FIELD)
         shown = pipe.execute()
         now = time.monotonic()
         for key, value in zip(cards, shown, strict=True):
-            index = self.index_of.get(json.loads(value)["event_id"]) if value else None
+            index = self.index_of.get(event_id_of(value)) if value else None
             if index is None:
                 continue
             queue = self._pending[key]

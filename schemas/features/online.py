@@ -21,10 +21,16 @@ from schemas.errors import ContractError
 from schemas.features.definition import FeatureSet
 from schemas.features.vector import FeatureVector
 
-__all__ = ["ORDER_FIELDS", "decode_hash", "encode_hash", "entity_key"]
+__all__ = ["META_FIELD", "ORDER_FIELDS", "decode_hash", "encode_hash", "entity_key", "event_id_of"]
 
 ORDER_FIELDS = ("_t", "_p", "_o")
 _SEP = "\x1f"
+META_FIELD = "_m"
+
+
+def event_id_of(meta: bytes) -> str:
+    """The event id in a stored `_m` field (cheap: for pollers that only need the id)."""
+    return meta.split(b"\x1f", 1)[0].decode()
 
 
 def entity_key(feature_set: FeatureSet, entity: str, entity_id: str, *, prefix: str) -> str:
