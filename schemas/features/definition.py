@@ -234,6 +234,7 @@ class FeatureSet:
     views: tuple[FeatureView, ...]
     description: str = ""
     _names: tuple[str, ...] = field(init=False, repr=False, compare=False)
+    _version: str = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         names: list[str] = []
@@ -252,6 +253,8 @@ class FeatureSet:
             msg = f"feature set {self.name!r}: duplicate view names {view_names}"
             raise DefinitionError(msg)
         object.__setattr__(self, "_names", tuple(names))
+        blob = json.dumps(self.canonical(), sort_keys=True, separators=(",", ":"))
+        object.__setattr__(self, "_version", hashlib.sha256(blob.encode()).hexdigest()[:16])
 
     @property
     def feature_names(self) -> tuple[str, ...]:
@@ -297,9 +300,8 @@ class FeatureSet:
 
     @property
     def version(self) -> str:
-        """The definition's fingerprint: the first 16 hex digits of a sha256."""
-        blob = json.dumps(self.canonical(), sort_keys=True, separators=(",", ":"))
-        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+        """The definition's fingerprint: the first 16 hex digits of a sha256 (computed once)."""
+        return self._version
 
 
 def _ms(value: timedelta) -> int:
