@@ -118,6 +118,9 @@ def test_curves_are_png_files_and_points(
     assert points[0]["roc_auc"] == pytest.approx(evaluate(scores, y).roc_auc)
     assert points[0]["fpr"][0] == 0.0
     assert points[0]["fpr"][-1] == 1.0
+    for curve in points:
+        assert len(curve["fpr"]) == len(curve["tpr"])
+        assert len(curve["recall"]) == len(curve["precision"])
 
 
 def test_reference_bins_deciles_flags_and_json(tmp_path: Path) -> None:
@@ -185,3 +188,30 @@ def test_a_champion_on_other_features_cannot_be_compared() -> None:
     )
     assert [f.gate for f in report.failures] == ["same_features"]
     assert "['b', 'c']" in report.failures[0].got
+
+
+def test_recall_gate_allows_sampling_noise_but_blocks_a_real_drop() -> None:
+    parity = ParityReport(rows=100, max_abs_diff=0.0, tolerance=1e-5)
+
+    def recall_gate(candidate_recall: float, positives: int) -> tuple[bool, str]:
+        champion = Metrics(0.9, 0.5, 0.66, rows=30_000, positives=positives)
+        candidate = Metrics(0.9, 0.5, candidate_recall, rows=30_000, positives=positives)
+        report = run_gates(
+            candidate,
+            baseline=_metrics(0.2, 0.3),
+            parity=parity,
+            champion=champion,
+            champion_features=["a"],
+            candidate_features=["a"],
+            config=GateConfig(recall_tolerance=0.02, recall_noise_z=1.0),
+        )
+        (result,) = [r for r in report.results if r.gate == "recall_vs_champion"]
+        return result.passed, result.expected
+
+    # 157 test frauds: one standard error of a 0.66 recall is ~0.038; 4 frauds fewer is noise.
+    passed, expected = recall_gate(0.6433, positives=157)
+    assert passed
+    assert "SE = 0.0378" in expected
+    assert not recall_gate(0.55, positives=157)[0]
+    # With 10,000 frauds the configured tolerance is the wider allowance.
+    assert not recall_gate(0.63, positives=10_000)[0]
