@@ -93,7 +93,7 @@ class Rule:
 
 BASELINE_RULES: tuple[Rule, ...] = (
     Rule("amount", 500.0),
-    Rule("card_amount_zscore_30d", 3.0, 2.0),
+    Rule("card_amount_zscore_7d", 3.0, 2.0),
     Rule("card_txn_count_10m", 3.0),
     Rule("card_txn_count_1h", 5.0),
     Rule("card_countries_24h", 2.0),
@@ -240,24 +240,21 @@ def curve_points(
 ) -> list[dict[str, Any]]:
     """ROC and PR points per named score, thinned to `max_points` each (for reports)."""
 
-    def thin(values: npt.NDArray[Any]) -> list[float]:
-        step = max(1, len(values) // max_points)
-        kept = list(values[::step])
-        if len(values) and kept[-1] != values[-1]:
-            kept.append(values[-1])
-        return [round(float(v), 6) for v in kept]
+    def thin(xs: npt.NDArray[Any], ys: npt.NDArray[Any]) -> tuple[list[float], list[float]]:
+        keep = sorted({*range(0, len(xs), max(1, len(xs) // max_points)), len(xs) - 1})
+        return [round(float(xs[i]), 6) for i in keep], [round(float(ys[i]), 6) for i in keep]
 
     out = []
     for name, s in scores.items():
-        fpr, tpr, _ = roc_curve(y, s)
-        precision, recall, _ = precision_recall_curve(y, s)
+        fpr, tpr = thin(*roc_curve(y, s)[:2])
+        precision, recall = thin(*precision_recall_curve(y, s)[:2])
         out.append(
             {
                 "label": name,
-                "fpr": thin(fpr),
-                "tpr": thin(tpr),
-                "recall": thin(recall),
-                "precision": thin(precision),
+                "fpr": fpr,
+                "tpr": tpr,
+                "recall": recall,
+                "precision": precision,
                 "roc_auc": float(roc_auc_score(y, s)),
                 "pr_auc": float(average_precision_score(y, s)),
             }

@@ -353,6 +353,7 @@ def run_pipeline(
     artifact_root: Path | None = None,
     cutoff_ms: int | None = None,
     maturity: timedelta = timedelta(days=7),
+    burn_in: timedelta | None = None,
     feature_set: FeatureSet = FRAUD_FEATURES,
     storage_options: Mapping[str, str] | None = None,
     validation: ValidationConfig | None = None,
@@ -363,6 +364,8 @@ def run_pipeline(
     experiment: str = DEFAULT_EXPERIMENT,
 ) -> PipelineReport:
     """Build the training set (cutoff: the data's newest time), validate it, then train.
+
+    `burn_in` as in `build_training_set` (default: the definition's longest window).
 
     Raises `PipelineFailed` (a `ValidationFailed`) with the report when validation fails.
     """
@@ -376,6 +379,7 @@ def run_pipeline(
         feature_set=feature_set,
         versions=versions,
         storage_options=storage_options,
+        burn_in=burn_in,
     )
     report = validate_training_set(ts, feature_set=feature_set, config=validation)
     if not report.ok:

@@ -352,21 +352,39 @@ def build_training_set(
     splits: tuple[float, float, float] = (0.7, 0.15, 0.15),
     versions: DataVersion | None = None,
     storage_options: Mapping[str, str] | None = None,
+    burn_in: timedelta | None = None,
 ) -> TrainingSet:
     """Read the pinned (else the current) versions of `features` and `labels`; assemble.
 
-    See the module docstring for what an example, a label and a split are.
+    See the module docstring for what an example, a label and a split are. `burn_in`
+    (default: the definition's longest window) drops the examples of the table's first
+    stretch of event time, whose windowed features were computed over a history that had
+    not filled yet: a model should not learn, nor a drift reference describe, immature
+    features that serving never sees once the stream has run that long.
     """
     if versions is None:
         versions = current_versions(delta_root, (FEATURES, LABELS), storage_options=storage_options)
     maturity_ms = maturity // timedelta(milliseconds=1)
     boundary = pa.scalar((cutoff_ms - maturity_ms) * 1000, _TS)
+    where = pc.field("event_time") < boundary
+    burn = feature_set.max_window if burn_in is None else burn_in
+    if burn > timedelta(0):
+        times = read_table(
+            delta_root, FEATURES, version=versions[FEATURES], storage_options=storage_options,
+            columns=["event_time"],
+        )  # fmt: skip
+        first = pc.min(times["event_time"]).as_py()
+        if first is not None:
+            start = pa.scalar(first, _TS).cast(pa.int64()).as_py() + burn // timedelta(
+                microseconds=1
+            )
+            where = where & (pc.field("event_time") >= pa.scalar(start, _TS))
     features = read_table(
         delta_root,
         FEATURES,
         version=versions[FEATURES],
         storage_options=storage_options,
-        filters=pc.field("event_time") < boundary,
+        filters=where,
     )
     labels = read_table(
         delta_root,

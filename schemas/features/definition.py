@@ -261,6 +261,11 @@ class FeatureSet:
         return self._names
 
     @property
+    def max_window(self) -> timedelta:
+        """The longest window of any view: how long a stream runs before features mature."""
+        return max(a.window for v in self.views for a in v.aggregations)
+
+    @property
     def entities(self) -> tuple[Entity, ...]:
         return tuple(v.entity for v in self.views)
 

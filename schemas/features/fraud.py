@@ -55,9 +55,12 @@ FRAUD_FEATURES = FeatureSet(
                 Aggregation("card_txn_count_24h", "count", _DAY),
                 Aggregation("card_amount_sum_24h", "sum", _DAY, source="amount"),
                 Aggregation("card_amount_max_24h", "max", _DAY, source="amount"),
-                Aggregation("card_amount_mean_30d", "mean", 30 * _DAY, source="amount"),
-                Aggregation("card_amount_std_30d", "std", 30 * _DAY, source="amount"),
-                Aggregation("card_amount_zscore_30d", "zscore", 30 * _DAY, source="amount"),
+                # A week of spending profile: long enough to know the card, short enough
+                # to mature a week into a stream (a month-long window would keep drifting
+                # for a month, and leave a month of immature history to burn).
+                Aggregation("card_amount_mean_7d", "mean", 7 * _DAY, source="amount"),
+                Aggregation("card_amount_std_7d", "std", 7 * _DAY, source="amount"),
+                Aggregation("card_amount_zscore_7d", "zscore", 7 * _DAY, source="amount"),
                 Aggregation("card_merchants_24h", "count_distinct", _DAY, source="merchant_id"),
                 Aggregation("card_countries_24h", "count_distinct", _DAY, source="country"),
                 Aggregation("card_mcc_distinct_1h", "count_distinct", _HOUR, source="mcc"),

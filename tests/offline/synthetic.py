@@ -45,9 +45,9 @@ def synthetic_training_set(
     x[:, col["card_txn_count_24h"]] = x[:, col["card_txn_count_1h"]] + rng.poisson(4.0, rows)
     x[:, col["card_amount_sum_24h"]] = amount * x[:, col["card_txn_count_24h"]] * 0.8
     x[:, col["card_amount_max_24h"]] = amount * rng.uniform(1.0, 2.0, rows)
-    x[:, col["card_amount_mean_30d"]] = np.exp(rng.normal(3.5, 0.5, rows)) * (1.0 + shift)
-    x[:, col["card_amount_std_30d"]] = x[:, col["card_amount_mean_30d"]] * 0.6
-    x[:, col["card_amount_zscore_30d"]] = rng.normal(np.where(fraud, 3.0, 0.0), 1.0)
+    x[:, col["card_amount_mean_7d"]] = np.exp(rng.normal(3.5, 0.5, rows)) * (1.0 + shift)
+    x[:, col["card_amount_std_7d"]] = x[:, col["card_amount_mean_7d"]] * 0.6
+    x[:, col["card_amount_zscore_7d"]] = rng.normal(np.where(fraud, 3.0, 0.0), 1.0)
     x[:, col["card_merchants_24h"]] = 1 + rng.poisson(2.0, rows)
     x[:, col["card_countries_24h"]] = 1 + rng.poisson(np.where(fraud, 0.8, 0.05))
     x[:, col["card_mcc_distinct_1h"]] = 1 + rng.poisson(0.3, rows)

@@ -116,8 +116,8 @@ def test_a_train_split_without_fraud_is_refused(ts: TrainingSet) -> None:
 
 def test_non_finite_features_are_named(ts: TrainingSet) -> None:
     x = ts.x.copy()
-    x[5, ts.feature_names.index("card_amount_std_30d")] = np.nan
-    with pytest.raises(TrainingError, match=r"'train'.*\['card_amount_std_30d'\]"):
+    x[5, ts.feature_names.index("card_amount_std_7d")] = np.nan
+    with pytest.raises(TrainingError, match=r"'train'.*\['card_amount_std_7d'\]"):
         train_model(dataclasses.replace(ts, x=x), config=CONFIG)
 
 

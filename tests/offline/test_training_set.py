@@ -38,6 +38,7 @@ def _build(root: Path, **kwargs: object) -> TrainingSet:
         "cutoff_ms": CUTOFF,
         "maturity": WEEK,
         "feature_set": FRAUD_FEATURES,
+        "burn_in": timedelta(0),  # these tests are about maturity and labels; burn-in below
     }
     options.update(kwargs)
     return build_training_set(str(root), **options)  # type: ignore[arg-type]
@@ -268,3 +269,16 @@ def test_assemble_reads_only_columns_it_needs_and_names_missing_ones(world: Path
             maturity_ms=0,
             data_version=DataVersion.of({"features": 0, "labels": 0}),
         )
+
+
+def test_burn_in_drops_the_stretch_whose_windows_had_not_filled(world: Path) -> None:
+    """Default burn-in is the definition's longest window (the fraud set's: 7 days)."""
+    assert FRAUD_FEATURES.max_window == WEEK
+    everything = _build(world)
+    burned = _build(world, burn_in=None)
+    kept = {f"e{i}" for i in range(7, 20) if T0 + i * DAY_MS < CUTOFF - 7 * DAY_MS}
+    assert set(burned.event_id.tolist()) == kept  # e0..e6: less than a week of history
+    assert set(everything.event_id.tolist()) == kept | {f"e{i}" for i in range(7)}
+    assert set(_build(world, burn_in=timedelta(days=2)).event_id.tolist()) == (
+        kept | {f"e{i}" for i in range(2, 7)}
+    )

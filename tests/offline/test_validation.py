@@ -104,8 +104,8 @@ def test_a_null_rate_breach_fails_the_nulls_check_naming_the_column() -> None:
         ("hour_of_day", 24.0, "[0, 24)"),
         ("card_seconds_since_prev", 604_801.0, "[0, 604800]"),
         ("amount", -3.0, "[0, inf]"),
-        ("card_amount_std_30d", -0.1, "[0, inf]"),
-        ("card_amount_zscore_30d", np.inf, "finite"),
+        ("card_amount_std_7d", -0.1, "[0, inf]"),
+        ("card_amount_zscore_7d", np.inf, "finite"),
     ],
 )
 def test_an_out_of_range_value_fails_the_range_check_naming_the_column(
