@@ -63,6 +63,7 @@ __all__ = [
     "promote",
     "register_version",
     "rollback",
+    "set_rollout",
     "verify_version",
 ]
 
@@ -392,6 +393,15 @@ def assign_alias(
 def _reset_rollout(client: Any, name: str) -> None:
     for key, value in _ROLLOUT_DEFAULTS.items():
         client.set_registered_model_tag(name, key, value)
+
+
+def set_rollout(
+    tracking_uri: str, *, mode: str, canary_percent: float, name: str = DEFAULT_MODEL_NAME
+) -> None:
+    """Set how champion and challenger share traffic; scoring workers follow within a poll."""
+    client = _client(tracking_uri)
+    client.set_registered_model_tag(name, "rollout_mode", mode)
+    client.set_registered_model_tag(name, "canary_percent", repr(float(canary_percent)))
 
 
 def promote(tracking_uri: str, *, name: str = DEFAULT_MODEL_NAME) -> AliasChange:

@@ -179,14 +179,14 @@ def rollout_command(
         raise SettingsError(msg) from exc
     from mlflow import MlflowClient
 
+    from offline.registry import set_rollout
+
     uri = load_settings().tracking_uri
-    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
-    aliases = client.get_registered_model(name).aliases or {}
-    client.set_registered_model_tag(name, "rollout_mode", config.mode)
-    client.set_registered_model_tag(name, "canary_percent", repr(config.canary_percent))
+    set_rollout(uri, mode=config.mode, canary_percent=config.canary_percent, name=name)
+    aliases = MlflowClient(tracking_uri=uri, registry_uri=uri).get_registered_model(name).aliases
     note = (
         ""
-        if "challenger" in aliases or mode == "champion"
+        if "challenger" in (aliases or {}) or mode == "champion"
         else " (no challenger yet: champion only)"
     )
     console.print(f"{name}: rollout {config.mode} {config.canary_percent:g}%{note}")
