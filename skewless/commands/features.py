@@ -20,7 +20,7 @@ from skewless.output import console, write_json
 from skewless.pipeline_stats import count_dead_letters, count_online_entities, delta_counts
 from skewless.settings import Settings, SettingsError, load_settings
 from streams import delta_tables
-from streams.audit import audit_skew
+from streams.audit import AuditReport, audit_skew
 from streams.features.flow import build_feature_flow
 from streams.labels import build_labels_flow
 from streams.maintenance import compact_table
@@ -49,13 +49,16 @@ def summary(settings: Settings, endpoints: Endpoints) -> dict[str, Any]:
     fs = wiring.feature_set()
     client = redis.Redis.from_url(wiring.redis_url(settings, endpoints))
     counts = delta_counts(settings.delta_root, settings.delta_storage_options or None)
-    report = audit_skew(
-        client,
-        fs,
-        prefix=wiring.REDIS_PREFIX,
-        delta_root=settings.delta_root,
-        storage_options=settings.delta_storage_options or None,
-    )
+    if counts.get(delta_tables.FEATURES, 0):
+        report = audit_skew(
+            client,
+            fs,
+            prefix=wiring.REDIS_PREFIX,
+            delta_root=settings.delta_root,
+            storage_options=settings.delta_storage_options or None,
+        )
+    else:
+        report = AuditReport()  # nothing computed yet: nothing to compare
     return {
         "events": counts.get("feature_event_ids", 0),
         "delta": counts,
