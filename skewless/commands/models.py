@@ -32,7 +32,7 @@ from skewless.settings import Settings, SettingsError, load_settings
 if TYPE_CHECKING:
     from offline.pipeline import PipelineReport
 
-__all__ = ["models_app", "register", "train_command"]
+__all__ = ["models_app", "print_model_card", "register", "train_command"]
 
 models_app = typer.Typer(help="The model registry: versions, aliases, promotion, rollback.")
 
@@ -155,7 +155,8 @@ def rollback_command(name: _Name = DEFAULT_MODEL_NAME) -> None:
     )
 
 
-def _print_card(report: PipelineReport) -> None:
+def print_model_card(report: PipelineReport) -> None:
+    """The model card of a training run: metrics vs baseline/champion, gates, lineage."""
     card = report.card
     if report.validation is not None:
         v = report.validation
@@ -247,7 +248,7 @@ def train_command(
         _emit_json(json_out, {"validation": exc.report.to_dict(), "trained": False})
         raise typer.Exit(1) from exc
     if json_out is None or str(json_out) != "-":
-        _print_card(report)
+        print_model_card(report)
     _emit_json(json_out, report.to_json())
 
 

@@ -14,6 +14,7 @@ import typer
 from offline.registry import promote, set_rollout
 from schemas.contracts import codec_for
 from skewless.commands.features import summary as store_summary
+from skewless.commands.models import print_model_card
 from skewless.demo import batch, live
 from skewless.demo.context import DemoContext
 from skewless.demo.online import call_api
@@ -74,6 +75,7 @@ def _story(ctx: DemoContext, events: int) -> dict[str, Any]:
         "skew audit: Redis vs Delta", lambda: store_summary(ctx.settings, ctx.endpoints)
     )
     champion = ctx.step("validate, train and register the champion", lambda: batch.train(ctx))
+    print_model_card(champion)
 
     drifted = events * 2 // 3
     second = ctx.step(
@@ -94,6 +96,7 @@ def _story(ctx: DemoContext, events: int) -> dict[str, Any]:
     )
 
     candidate = ctx.step("retrain on drift: validate, train, gate", lambda: batch.train(ctx))
+    print_model_card(candidate)
     has_challenger = candidate.alias == "challenger"
     shadow = ctx.step(
         "live: shadow the challenger (1,000 events/s)", lambda: _live(ctx, "shadow", 0)
