@@ -154,6 +154,7 @@ def _story(ctx: DemoContext, events: int) -> dict[str, Any]:
         predictions_topic=ctx.settings.topics.predictions,
         summary={k: result[k] for k in ("events", "skew_mismatches", "model", "drift", "rollout")},
         latency_window=(shadow.started_ms, canary.ended_ms + 60_000),
+        latency_ms=latency,
     )
     result["report"] = str(ctx.step("report", lambda: render_report(data, report_path)).resolve())
     (ctx.home / "report-data.json").write_text(json.dumps(data.to_json()))

@@ -19,14 +19,27 @@ from streams.topic_reader import read_to_end
 __all__ = ["collect_report_data"]
 
 _MAX_SCORES = 20_000
+_MAX_CURVES = 3
 _LINEAGE_TAGS = ("data_version", "definition_version", "onnx_sha256", "run_id", "gate_status")
 
 
-def _card(info: ModelVersionInfo) -> ModelCard:
+_RUN_LINEAGE_TAGS = ("git_commit", "training_set_fingerprint", "cutoff_ms", "maturity_ms")
+
+
+def _card(info: ModelVersionInfo, run_tags: Mapping[str, str]) -> ModelCard:
     lineage = {k: info.tags[k] for k in _LINEAGE_TAGS if k in info.tags}
-    lineage["git_commit"] = info.tags.get("git_commit", "")
+    lineage.update({k: run_tags[k] for k in _RUN_LINEAGE_TAGS if k in run_tags})
     metrics = {k: float(v) for k, v in info.metrics.items() if k.startswith(("test_", "baseline_"))}
     return ModelCard(info.name, str(info.version), list(info.aliases), metrics, lineage)
+
+
+def _run_tags(tracking_uri: str, run_id: str) -> dict[str, str]:
+    from mlflow import MlflowClient
+
+    try:
+        return dict(MlflowClient(tracking_uri=tracking_uri).get_run(run_id).data.tags)
+    except Exception:
+        return {}
 
 
 def _curves(tracking_uri: str, info: ModelVersionInfo, label: str) -> list[Curve]:
@@ -54,20 +67,19 @@ def _curves(tracking_uri: str, info: ModelVersionInfo, label: str) -> list[Curve
 
 
 def _models(tracking_uri: str, name: str) -> tuple[list[ModelCard], list[Curve]]:
+    """Cards of every version; curves of the newest few (each on its own test split)."""
     versions = list_versions(tracking_uri, name)
-    cards = [_card(v) for v in versions]
+    cards = [_card(v, _run_tags(tracking_uri, v.run_id)) for v in versions]
     curves: list[Curve] = []
-    baseline_done = False
-    for alias in ("champion", "challenger"):
-        for info in versions:
-            if alias in info.aliases:
-                for curve in _curves(tracking_uri, info, f"{alias} v{info.version}"):
-                    if curve.label == "rules baseline":
-                        if baseline_done:
-                            continue
-                        baseline_done = True
-                    curves.append(curve)
-    return cards, curves
+    baseline: Curve | None = None
+    for info in sorted(versions, key=lambda v: v.version, reverse=True)[:_MAX_CURVES]:
+        role = "/".join(info.aliases) or "retired"
+        for curve in _curves(tracking_uri, info, f"v{info.version} ({role})"):
+            if curve.label != "rules baseline":
+                curves.append(curve)
+            elif baseline is None:  # the newest run's baseline, on the newest test split
+                baseline = curve
+    return cards, curves + ([baseline] if baseline else [])
 
 
 def _drift(client_config: Mapping[str, str], topic: str) -> list[PsiPoint]:
@@ -118,11 +130,13 @@ def collect_report_data(
     predictions_topic: str,
     summary: dict[str, Any] | None = None,
     latency_window: tuple[int, int] | None = None,
+    latency_ms: list[float] | None = None,
 ) -> ReportData:
     """Everything the report shows, read from the registry and the topics.
 
     `latency_window` (epoch ms, inclusive) limits latency and throughput to predictions
-    produced while events were being produced live (a backlog's latency means nothing).
+    produced while events were being produced live (a backlog's latency means nothing);
+    `latency_ms`, when the caller measured exactly which events were live, replaces it.
     """
     cards, curves = _models(tracking_uri, model_name)
     data = ReportData(
@@ -136,6 +150,6 @@ def collect_report_data(
             lo, hi = latency_window
             latency = [(t, v) for t, v in latency if lo <= t <= hi]
             throughput = [(s, r) for s, r in throughput if lo // 1000 <= s <= hi // 1000]
-        data.latency_ms = [v for _, v in latency]
+        data.latency_ms = latency_ms if latency_ms is not None else [v for _, v in latency]
         data.throughput = throughput
     return data

@@ -6,6 +6,7 @@ import html
 import json
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from skewless.report.data import ModelCard, ReportData
 from skewless.report.plots import PLOT_FUNCTIONS
@@ -51,6 +52,20 @@ window.addEventListener("load", () => {
 """
 
 
+def _flatten(values: dict[str, Any], prefix: str = "") -> list[tuple[str, str]]:
+    """Nested summary figures as `a.b` rows; floats to 4 significant digits."""
+    rows: list[tuple[str, str]] = []
+    for key, value in sorted(values.items()):
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            rows += _flatten(value, f"{name}.")
+        elif isinstance(value, float):
+            rows.append((name, f"{value:.4g}"))
+        else:
+            rows.append((name, value if isinstance(value, str) else json.dumps(value)))
+    return rows
+
+
 def _table(rows: list[tuple[str, str]]) -> str:
     body = "".join(f"<tr><th>{html.escape(k)}</th><td>{v}</td></tr>" for k, v in rows)
     return f"<table>{body}</table>"
@@ -77,10 +92,7 @@ def render_report(data: ReportData, path: Path) -> Path:
         f"<figcaption>{html.escape(_CAPTIONS[name])}</figcaption></figure>"
         for name, draw in PLOT_FUNCTIONS.items()
     )
-    summary = _table(
-        [(k, html.escape(json.dumps(v) if not isinstance(v, str) else v))
-         for k, v in sorted(data.summary.items())]
-    )  # fmt: skip
+    summary = _table([(k, html.escape(v)) for k, v in _flatten(data.summary)])
     cards = "".join(_card(c) for c in data.models) or "<p>No registered models.</p>"
     page = (
         "<!doctype html><html lang='en'><head><meta charset='utf-8'>"
