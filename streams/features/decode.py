@@ -12,7 +12,7 @@ from schemas.codec import AvroCodec
 from schemas.errors import ContractError
 from schemas.records import DeadLetter, Label, Transaction
 
-__all__ = ["Decoded", "SourceRecord", "decode_label", "decode_transaction"]
+__all__ = ["Decoded", "SourceRecord", "dead_letter", "decode_label", "decode_transaction"]
 
 T = TypeVar("T")
 
@@ -57,7 +57,10 @@ def _check_transaction(txn: Transaction) -> str | None:
     return None
 
 
-def _dead(source: SourceRecord, reason: str, error_type: str, step: str) -> DeadLetter:
+def dead_letter(
+    source: SourceRecord, reason: str, *, error_type: str, step: str, failed_at: int | None = None
+) -> DeadLetter:
+    """The dead letter of `source`: the whole record, why, and which step refused it."""
     return DeadLetter(
         source_topic=source.topic,
         source_partition=source.partition,
@@ -67,7 +70,7 @@ def _dead(source: SourceRecord, reason: str, error_type: str, step: str) -> Dead
         reason=reason,
         error_type=error_type,
         step=step,
-        failed_at=int(time.time() * 1000),
+        failed_at=int(time.time() * 1000) if failed_at is None else failed_at,
     )
 
 
@@ -79,16 +82,19 @@ def _decoder(
 ) -> Callable[[SourceRecord], Decoded[T] | DeadLetter]:
     def decode(source: SourceRecord) -> Decoded[T] | DeadLetter:
         if source.value is None:
-            return _dead(source, "empty record value (tombstone)", "DecodeError", step)
+            return dead_letter(
+                source, "empty record value (tombstone)", error_type="DecodeError", step=step
+            )
         try:
             record = build(codec.decode(source.value))
         except ContractError as exc:
-            return _dead(source, str(exc), type(exc).__name__, step)
+            return dead_letter(source, str(exc), error_type=type(exc).__name__, step=step)
         except (KeyError, ValueError, TypeError) as exc:
-            return _dead(source, f"record does not fit: {exc!r}", "ContractError", step)
+            reason = f"record does not fit: {exc!r}"
+            return dead_letter(source, reason, error_type="ContractError", step=step)
         problem = check(record)
         if problem is not None:
-            return _dead(source, problem, "ValidationError", step)
+            return dead_letter(source, problem, error_type="ValidationError", step=step)
         return Decoded(record, source.partition, source.offset, source.timestamp)
 
     return decode

@@ -32,7 +32,7 @@ from serving.errors import ModelNotFound, ServingError
 from serving.predictions import Prediction, build_predictions
 from serving.routing import ModelSet
 from serving.runtime import LoadedModel
-from streams.features.decode import SourceRecord
+from streams.features.decode import SourceRecord, dead_letter
 from streams.scoring.metrics import ScoringMetrics
 from streams.sources import to_source_record
 
@@ -183,16 +183,8 @@ class BatchScorer:
         return vector
 
     def _dead(self, record: SourceRecord, reason: str, error_type: str) -> DeadLetter:
-        return DeadLetter(
-            source_topic=record.topic,
-            source_partition=record.partition,
-            source_offset=record.offset,
-            key=record.key,
-            payload=record.value,
-            reason=reason,
-            error_type=error_type,
-            step=self._step,
-            failed_at=self._clock_ms(),
+        return dead_letter(
+            record, reason, error_type=error_type, step=self._step, failed_at=self._clock_ms()
         )
 
     def _score(
