@@ -13,7 +13,7 @@ from skewless.services.processes import is_running
 from skewless.services.state import ServiceName, read_state, state_path
 from skewless.settings import Settings
 
-__all__ = ["Endpoints", "kafka_config", "resolve_endpoints"]
+__all__ = ["Endpoints", "kafka_config", "resolve_address", "resolve_endpoints"]
 
 _HOW = {
     "kafka": ("Kafka broker", "SKEWLESS_KAFKA_BOOTSTRAP"),
@@ -21,11 +21,7 @@ _HOW = {
 }
 
 
-def resolve_endpoints(settings: Settings) -> Endpoints:
-    """The endpoints to use; `ServiceError` naming the fix when one is neither set nor up.
-
-    Checks that a recorded embedded service's process is alive, not that it answers.
-    """
+def _resolve(settings: Settings, names: tuple[ServiceName, ...]) -> dict[ServiceName, str]:
     configured: dict[ServiceName, str | None] = {
         "kafka": settings.kafka_bootstrap,
         "redis": settings.redis_url,
@@ -33,8 +29,9 @@ def resolve_endpoints(settings: Settings) -> Endpoints:
     addresses: dict[ServiceName, str] = {}
     missing: list[str] = []
     state_dir = settings.state_dir.resolve()
-    records = read_state(state_dir) if None in configured.values() else {}
-    for name, value in configured.items():
+    records = read_state(state_dir) if any(configured[n] is None for n in names) else {}
+    for name in names:
+        value = configured[name]
         record = records.get(name)
         if value is not None:
             addresses[name] = value
@@ -49,12 +46,26 @@ def resolve_endpoints(settings: Settings) -> Endpoints:
             f"{str(state_path(state_dir))!r} for running embedded services"
         )
         raise ServiceError(msg)
+    return addresses
+
+
+def resolve_endpoints(settings: Settings) -> Endpoints:
+    """The endpoints to use; `ServiceError` naming the fix when one is neither set nor up.
+
+    Checks that a recorded embedded service's process is alive, not that it answers.
+    """
+    addresses = _resolve(settings, ("kafka", "redis"))
     return Endpoints(
         kafka_bootstrap=addresses["kafka"],
         redis_url=addresses["redis"],
         kafka_managed=settings.kafka_bootstrap is None,
         redis_managed=settings.redis_url is None,
     )
+
+
+def resolve_address(settings: Settings, name: ServiceName) -> str:
+    """One service's address, for commands that need only that one (serving needs Redis)."""
+    return _resolve(settings, (name,))[name]
 
 
 def kafka_config(settings: Settings, endpoints: Endpoints) -> dict[str, str]:

@@ -28,9 +28,9 @@ def feature_set() -> FeatureSet:
     return FRAUD_FEATURES
 
 
-def redis_url(settings: Settings, endpoints: Endpoints) -> str:
-    """The Redis URL with the configured password, if any."""
-    url = endpoints.redis_url
+def redis_url(settings: Settings, endpoints: Endpoints | str) -> str:
+    """The Redis URL (of `endpoints`, or as given) with the configured password, if any."""
+    url = endpoints if isinstance(endpoints, str) else endpoints.redis_url
     if settings.redis_password is not None and "@" not in url:
         scheme, rest = url.split("://", 1)
         url = f"{scheme}://:{settings.redis_password.get_secret_value()}@{rest}"

@@ -14,7 +14,7 @@ from typing import Annotated
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from skewless.endpoints import kafka_config, resolve_endpoints
+from skewless.endpoints import resolve_address
 from skewless.output import console, write_json
 from skewless.services import topic_specs
 from skewless.settings import Settings, load_settings
@@ -94,8 +94,7 @@ def _produce(
     rate: float | None,
     live: bool,
 ) -> ProduceReport:
-    endpoints = resolve_endpoints(settings)
-    client = kafka_config(settings, endpoints)
+    client = settings.kafka_client_config(resolve_address(settings, "kafka"))
     topics = settings.topics
     wanted = {topics.transactions, topics.labels}
     create_topics(client, [spec for spec in topic_specs(settings) if spec.name in wanted])

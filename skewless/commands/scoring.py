@@ -82,6 +82,9 @@ def score_run(
     metrics_port: Annotated[
         int, typer.Option("--metrics-port", min=0, help="Prometheus port (0: off).")
     ] = 0,
+    metrics_host: Annotated[
+        str, typer.Option("--metrics-host", help="Interface for the Prometheus endpoint.")
+    ] = "127.0.0.1",
     poll_s: Annotated[float, typer.Option("--poll-s", min=0.1, help="Registry poll, s.")] = 5.0,
     drift_window: Annotated[
         str, typer.Option("--drift-window", help="Tumbling drift window of event time.")
@@ -128,7 +131,7 @@ def score_run(
         )
         metrics = ScoringMetrics()
         metrics.follow(lambda: watcher.generation, lambda: watcher.last_error is not None)
-        metrics.serve(metrics_port)
+        metrics.serve(metrics_port, addr=metrics_host)
         config = ScoringConfig(
             feature_set=wiring.feature_set(),
             client_config=client,

@@ -24,7 +24,7 @@ from serving.api import ApiConfig, create_app
 from serving.model_store import DEFAULT_MODEL_NAME, ModelStore
 from serving.watcher import RegistryWatcher
 from skewless import wiring
-from skewless.endpoints import resolve_endpoints
+from skewless.endpoints import resolve_address
 from skewless.output import console
 from skewless.settings import load_settings, redact_url
 
@@ -48,9 +48,10 @@ class ServeOptions(BaseModel):
 def build_app(options: ServeOptions) -> FastAPI:
     """The API wired to this deployment's Redis, registry and feature definition."""
     settings = load_settings()
-    endpoints = resolve_endpoints(settings)
     client = redis.Redis.from_url(
-        wiring.redis_url(settings, endpoints), socket_timeout=2.0, socket_connect_timeout=2.0
+        wiring.redis_url(settings, resolve_address(settings, "redis")),
+        socket_timeout=2.0,
+        socket_connect_timeout=2.0,
     )
     store = ModelStore(settings.tracking_uri, model_name=options.model_name)
     watcher = RegistryWatcher(store, poll_interval_s=options.poll_interval_s)
@@ -96,10 +97,10 @@ def serve_command(
         batch_wait_ms=batch_wait_ms,
     )
     settings = load_settings()
-    endpoints = resolve_endpoints(settings)  # fail here, before uvicorn, if Redis is unknown
+    redis_at = resolve_address(settings, "redis")  # fail here, before uvicorn, if unknown
     console.print(
         f"serving {model_name!r} from {redact_url(settings.tracking_uri)} with Redis at "
-        f"{redact_url(endpoints.redis_url)} on http://{host}:{port} ({workers} worker(s))"
+        f"{redact_url(redis_at)} on http://{host}:{port} ({workers} worker(s))"
     )
     if workers == 1:
         uvicorn.run(build_app(options), host=host, port=port, log_level="info")

@@ -77,8 +77,8 @@ class ScoringMetrics:
         self.model_generation.set_function(lambda: float(generation()))
         self.registry_error.set_function(lambda: 1.0 if error() else 0.0)
 
-    def serve(self, port: int, *, addr: str = "0.0.0.0") -> None:
-        """Expose the metrics on `port` (0: do nothing)."""
+    def serve(self, port: int, *, addr: str = "127.0.0.1") -> None:
+        """Expose the metrics on `port` (0: do nothing); loopback unless `addr` says otherwise."""
         if port:
             start_http_server(port, addr=addr, registry=self.registry)
 
