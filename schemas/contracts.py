@@ -10,6 +10,7 @@ True
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from functools import cache
 from importlib.resources import files
 from typing import TYPE_CHECKING, Any, Literal, get_args
@@ -20,7 +21,7 @@ from schemas.errors import ContractError
 if TYPE_CHECKING:
     from confluent_kafka.schema_registry import SchemaRegistryClient
 
-__all__ = ["SCHEMA_NAMES", "SchemaName", "codec_for", "load_schema"]
+__all__ = ["SCHEMA_NAMES", "SchemaName", "codec_for", "load_schema", "registry_client"]
 
 SchemaName = Literal["Transaction", "Label", "DeadLetter", "Prediction", "DriftMetric"]
 SCHEMA_NAMES: tuple[SchemaName, ...] = get_args(SchemaName)
@@ -43,6 +44,24 @@ def load_schema(name: SchemaName) -> dict[str, Any]:
 @cache
 def _shared_codec(name: SchemaName) -> AvroCodec:
     return AvroCodec(load_schema(name))
+
+
+def registry_client(config: Mapping[str, str] | None) -> SchemaRegistryClient | None:
+    """One shared registry client per config (`{"url": ..., options}`); None: no registry.
+
+    Without a registry, codecs write Avro single-object encoding; with one, the Confluent
+    wire format. `mock://` URLs give confluent-kafka's in-memory registry (tests).
+    """
+    if not config:
+        return None
+    return _registry_client(tuple(sorted(config.items())))
+
+
+@cache
+def _registry_client(items: tuple[tuple[str, str], ...]) -> SchemaRegistryClient:
+    from confluent_kafka.schema_registry import SchemaRegistryClient as Client
+
+    return Client.new_client(dict(items))
 
 
 def codec_for(

@@ -18,6 +18,7 @@ __all__ = [
     "feature_store_config",
     "recovery_dir",
     "redis_url",
+    "schema_registry",
 ]
 
 REDIS_PREFIX = "skewless"
@@ -37,6 +38,13 @@ def redis_url(settings: Settings, endpoints: Endpoints | str) -> str:
     return url
 
 
+def schema_registry(settings: Settings) -> dict[str, str] | None:
+    """The registry client config when a registry is configured (Confluent framing)."""
+    if settings.schema_registry_url is None:
+        return None
+    return {"url": settings.schema_registry_url, **settings.schema_registry_options}
+
+
 def feature_store_config(
     settings: Settings, endpoints: Endpoints, *, app_id: str = "skewless-features"
 ) -> FeatureStoreConfig:
@@ -49,11 +57,16 @@ def feature_store_config(
         delta_storage_options=settings.delta_storage_options or None,
         kafka_config=kafka_config(settings, endpoints),
         features_topic=settings.topics.features,
+        schema_registry=schema_registry(settings),
     )
 
 
 def dead_letter_target(settings: Settings, endpoints: Endpoints) -> DeadLetterTarget:
-    return DeadLetterTarget(kafka_config(settings, endpoints), settings.topics.dead_letter)
+    return DeadLetterTarget(
+        kafka_config(settings, endpoints),
+        settings.topics.dead_letter,
+        schema_registry=schema_registry(settings),
+    )
 
 
 def recovery_dir(settings: Settings, flow: str) -> Path:

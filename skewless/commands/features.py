@@ -175,6 +175,7 @@ def labels_run(
         delta_root=settings.delta_root,
         storage_options=settings.delta_storage_options or None,
         dead_letters=wiring.dead_letter_target(settings, endpoints),
+        schema_registry=wiring.schema_registry(settings),
     )
     run_dataflow(flow, recovery_dir=wiring.recovery_dir(settings, "labels") if recovery else None)
     counts = delta_counts(settings.delta_root, settings.delta_storage_options or None)

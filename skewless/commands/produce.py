@@ -14,6 +14,7 @@ from typing import Annotated
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from skewless import wiring
 from skewless.endpoints import resolve_address
 from skewless.output import console, write_json
 from skewless.services import topic_specs
@@ -111,6 +112,7 @@ def _produce(
             client_config=client,
             transactions_topic=topics.transactions,
             labels_topic=topics.labels,
+            schema_registry=wiring.schema_registry(settings),
             rate=rate,
             live=live,
             on_progress=lambda done: progress.update(task, completed=done),

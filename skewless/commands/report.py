@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from offline.registry import DEFAULT_MODEL_NAME
+from skewless import wiring
 from skewless.endpoints import kafka_config, resolve_endpoints
 from skewless.output import console, write_json
 from skewless.report import render_report
@@ -40,6 +41,7 @@ def report_command(
         client_config=client,
         drift_topic=settings.topics.drift,
         predictions_topic=settings.topics.predictions,
+        schema_registry=wiring.schema_registry(settings),
     )
     path = render_report(data, out)
     console.print(f"report: {path.resolve()}")

@@ -138,6 +138,7 @@ def score_run(
             predictions_topic=settings.topics.predictions,
             drift_topic=settings.topics.drift,
             drift=drift,
+            schema_registry=wiring.schema_registry(settings),
         )
         flow = build_scoring_flow(
             config,
@@ -230,6 +231,7 @@ def retrain_command(
         settings.topics.drift,
         from_beginning=from_beginning,
         until_end=until_end,
+        schema_registry=wiring.schema_registry(settings),
     )
     outcomes: list[dict[str, Any]] = []
     try:

@@ -49,6 +49,7 @@ def produce_history(
         client_config=ctx.kafka,
         transactions_topic=ctx.settings.topics.transactions,
         labels_topic=ctx.settings.topics.labels,
+        schema_registry=wiring.schema_registry(ctx.settings),
     )
     return report.to_json()
 
@@ -68,6 +69,7 @@ def ingest_labels(ctx: DemoContext) -> None:
         kafka_source(ctx.kafka, ctx.settings.topics.labels, bounded=True),
         delta_root=ctx.settings.delta_root,
         dead_letters=wiring.dead_letter_target(ctx.settings, ctx.endpoints),
+        schema_registry=wiring.schema_registry(ctx.settings),
     )
     run_dataflow(flow, recovery_dir=wiring.recovery_dir(ctx.settings, "labels"))
 
@@ -97,6 +99,7 @@ def score_backlog(ctx: DemoContext) -> dict[str, float]:
         predictions_topic=ctx.settings.topics.predictions,
         drift_topic=ctx.settings.topics.drift,
         drift=DRIFT,
+        schema_registry=wiring.schema_registry(ctx.settings),
     )
     flow = build_scoring_flow(
         config,

@@ -12,7 +12,8 @@ from typing import Annotated, Any
 import typer
 
 from offline.registry import promote, set_rollout
-from schemas.contracts import codec_for
+from schemas.contracts import codec_for, registry_client
+from skewless import wiring
 from skewless.commands.features import summary as store_summary
 from skewless.commands.models import print_model_card
 from skewless.demo import batch, live
@@ -34,7 +35,7 @@ _LIVE_EVENTS = 5_000
 
 def _alerts(ctx: DemoContext, *, since_ms: int) -> dict[str, Any]:
     """Alert counts in and before the drifted period, and which features alerted."""
-    codec = codec_for("DriftMetric")
+    codec = codec_for("DriftMetric", registry=registry_client(wiring.schema_registry(ctx.settings)))
     counts: dict[str, Any] = {"alerts": 0, "alerts_before_drift": 0, "warnings": 0}
     windows, features, before = set(), Counter[str](), Counter[str]()
     for message in read_to_end(ctx.kafka, ctx.settings.topics.drift):
@@ -152,6 +153,7 @@ def _story(ctx: DemoContext, events: int) -> dict[str, Any]:
         client_config=ctx.kafka,
         drift_topic=ctx.settings.topics.drift,
         predictions_topic=ctx.settings.topics.predictions,
+        schema_registry=wiring.schema_registry(ctx.settings),
         summary={k: result[k] for k in ("events", "skew_mismatches", "model", "drift", "rollout")},
         latency_window=(shadow.started_ms, canary.ended_ms + 60_000),
         latency_ms=latency,

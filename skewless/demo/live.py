@@ -16,9 +16,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from schemas.contracts import codec_for
+from schemas.contracts import codec_for, registry_client
 from schemas.records import Transaction
 from serving.predictions import Prediction
+from skewless import wiring
 from skewless.demo.batch import DRIFT
 from skewless.demo.context import DemoContext
 from skewless.services import ServiceError
@@ -96,6 +97,7 @@ def run_segment(ctx: DemoContext, *, events: int, rate: float) -> LiveResult:
         client_config=ctx.kafka,
         transactions_topic=ctx.settings.topics.transactions,
         labels_topic=ctx.settings.topics.labels,
+        schema_registry=wiring.schema_registry(ctx.settings),
         rate=rate,
     )
     ended_ms = int(time.time() * 1000)
@@ -106,7 +108,7 @@ def _collect(
     ctx: DemoContext, ids: set[str], started_ms: int, ended_ms: int, rate: float
 ) -> LiveResult:
     """Read predictions until every event of the segment has a served one (deadline)."""
-    codec = codec_for("Prediction")
+    codec = codec_for("Prediction", registry=registry_client(wiring.schema_registry(ctx.settings)))
     deadline = time.monotonic() + _DEADLINE_S
     while True:
         served: dict[str, int] = {}

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from offline.registry import ModelVersionInfo, list_versions
-from schemas.contracts import codec_for
+from schemas.contracts import codec_for, registry_client
 from serving.predictions import Prediction
 from skewless.report.data import Curve, ModelCard, PsiPoint, ReportData
 from streams.topic_reader import read_to_end
@@ -82,8 +82,10 @@ def _models(tracking_uri: str, name: str) -> tuple[list[ModelCard], list[Curve]]
     return cards, curves + ([baseline] if baseline else [])
 
 
-def _drift(client_config: Mapping[str, str], topic: str) -> list[PsiPoint]:
-    codec = codec_for("DriftMetric")
+def _drift(
+    client_config: Mapping[str, str], topic: str, registry: Mapping[str, str] | None
+) -> list[PsiPoint]:
+    codec = codec_for("DriftMetric", registry=registry_client(registry))
     points = []
     for message in read_to_end(client_config, topic):
         record = codec.decode(message.value() or b"")
@@ -100,10 +102,10 @@ def _drift(client_config: Mapping[str, str], topic: str) -> list[PsiPoint]:
 
 
 def _predictions(
-    client_config: Mapping[str, str], topic: str
+    client_config: Mapping[str, str], topic: str, registry: Mapping[str, str] | None
 ) -> tuple[dict[str, list[float]], list[tuple[int, float]], list[tuple[int, float]]]:
     """Scores per variant, (produced ms, latency ms) of served predictions, throughput."""
-    codec = codec_for("Prediction")
+    codec = codec_for("Prediction", registry=registry_client(registry))
     scores: dict[str, list[float]] = {}
     latency: list[tuple[int, float]] = []
     per_second: Counter[int] = Counter()
@@ -131,6 +133,7 @@ def collect_report_data(
     summary: dict[str, Any] | None = None,
     latency_window: tuple[int, int] | None = None,
     latency_ms: list[float] | None = None,
+    schema_registry: Mapping[str, str] | None = None,
 ) -> ReportData:
     """Everything the report shows, read from the registry and the topics.
 
@@ -143,8 +146,10 @@ def collect_report_data(
         generated_at=int(time.time()), models=cards, curves=curves, summary=summary or {}
     )
     if client_config is not None:
-        data.psi = _drift(client_config, drift_topic)
-        scores, latency, throughput = _predictions(client_config, predictions_topic)
+        data.psi = _drift(client_config, drift_topic, schema_registry)
+        scores, latency, throughput = _predictions(
+            client_config, predictions_topic, schema_registry
+        )
         data.scores = scores
         if latency_window is not None:
             lo, hi = latency_window

@@ -15,7 +15,7 @@ from bytewax.dataflow import Dataflow, Stream
 from bytewax.inputs import Source
 
 from schemas.codec import AvroCodec
-from schemas.contracts import codec_for
+from schemas.contracts import codec_for, registry_client
 from schemas.features import CompiledFeatureSet, FeatureVector
 from schemas.records import DeadLetter, Transaction
 from streams.features.decode import Decoded, SourceRecord, decode_transaction
@@ -33,6 +33,7 @@ class DeadLetterTarget:
 
     client_config: Mapping[str, str]
     topic: str
+    schema_registry: Mapping[str, str] | None = None
 
 
 def _is_valid(item: Decoded[Transaction] | DeadLetter) -> TypeGuard[Decoded[Transaction]]:
@@ -73,7 +74,9 @@ def build_feature_flow(
     fs = stores.feature_set
     compiled = CompiledFeatureSet(fs)
     ids = step_ids(fs.name)
-    decode = decode_transaction(codec or codec_for("Transaction"), step=ids["decode"])
+    if codec is None:
+        codec = codec_for("Transaction", registry=registry_client(stores.schema_registry))
+    decode = decode_transaction(codec, step=ids["decode"])
 
     def decode_batch(items: list[Any]) -> list[Decoded[Transaction] | DeadLetter]:
         out: list[Decoded[Transaction] | DeadLetter] = []
@@ -127,6 +130,10 @@ def build_feature_flow(
         op.output(
             ids["dead_letter"],
             letters,
-            DeadLetterSink(dead_letters.client_config, dead_letters.topic),
+            DeadLetterSink(
+                dead_letters.client_config,
+                dead_letters.topic,
+                schema_registry=dead_letters.schema_registry,
+            ),
         )
     return flow

@@ -17,7 +17,7 @@ from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
-from schemas.contracts import codec_for
+from schemas.contracts import codec_for, registry_client
 from schemas.records import Transaction
 from streams.generator.errors import ProduceError
 from streams.generator.pacing import TokenBucket
@@ -104,6 +104,7 @@ def produce(
     live: bool = False,
     on_progress: Callable[[int], None] | None = None,
     flush_timeout_s: float = 60.0,
+    schema_registry: Mapping[str, str] | None = None,
 ) -> ProduceReport:
     """Produce every item; `ProduceError` if any message was not delivered.
 
@@ -111,11 +112,13 @@ def produce(
     `live` stamps each transaction with the wall clock at produce time (ms) and a
     `live-<run start ms>-<n>` event id, and drops labels: it is for latency measurement.
     `on_progress` is called with the number of transactions produced so far.
+    With `schema_registry` (`{"url": ...}`) values use the Confluent wire format.
     """
     deliveries = _Deliveries()
     producer = Producer({**producer_config(client_config), "on_delivery": deliveries})
-    encode_txn = codec_for("Transaction").encode
-    encode_label = codec_for("Label").encode
+    registry = registry_client(schema_registry)
+    encode_txn = codec_for("Transaction", registry=registry, topic=transactions_topic).encode
+    encode_label = codec_for("Label", registry=registry, topic=labels_topic).encode
     pacer = TokenBucket(rate) if rate is not None else None
     run_ms = time.time_ns() // 1_000_000
     events = labels = fraud = 0

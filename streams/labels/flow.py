@@ -13,7 +13,7 @@ from bytewax.dataflow import Dataflow, Stream
 from bytewax.inputs import Source
 from bytewax.outputs import FixedPartitionedSink, StatefulSinkPartition
 
-from schemas.contracts import codec_for
+from schemas.contracts import codec_for, registry_client
 from schemas.records import DeadLetter, Label
 from streams import delta_tables
 from streams.features.decode import Decoded, decode_label
@@ -82,9 +82,11 @@ def build_labels_flow(
     storage_options: dict[str, str] | None = None,
     dead_letters: DeadLetterTarget | None,
     app_id: str = "skewless-labels",
+    schema_registry: dict[str, str] | None = None,
 ) -> Dataflow:
     """The dataflow appending every valid label once to the Delta labels table."""
-    decode = decode_label(codec_for("Label"), step="labels_decode")
+    codec = codec_for("Label", registry=registry_client(schema_registry))
+    decode = decode_label(codec, step="labels_decode")
     flow = Dataflow("labels")
     raw = op.input("labels_source", flow, source)
     decoded = op.map("labels_decode", raw, lambda m: decode(to_source_record(m)))
@@ -102,6 +104,10 @@ def build_labels_flow(
         op.output(
             "labels_dead_letter",
             letters,
-            DeadLetterSink(dead_letters.client_config, dead_letters.topic),
+            DeadLetterSink(
+                dead_letters.client_config,
+                dead_letters.topic,
+                schema_registry=dead_letters.schema_registry,
+            ),
         )
     return flow

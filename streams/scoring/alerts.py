@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, KafkaError, TopicPartition
 
-from schemas.contracts import codec_for
+from schemas.contracts import codec_for, registry_client
 from schemas.errors import ContractError
 from serving.drift import DriftMetric
 from streams.errors import StreamsError
@@ -59,12 +59,13 @@ class DriftFollower:
         from_beginning: bool = False,
         until_end: bool = False,
         timeout_s: float = 30.0,
+        schema_registry: Mapping[str, str] | None = None,
     ) -> None:
         self.topic = topic
         self.skipped = 0
         self.read = 0
         self._until_end = until_end
-        self._codec = codec_for("DriftMetric")
+        self._codec = codec_for("DriftMetric", registry=registry_client(schema_registry))
         self._consumer = Consumer(
             {
                 **client_config,

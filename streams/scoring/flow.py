@@ -26,7 +26,9 @@ import bytewax.operators as op
 from bytewax.dataflow import Dataflow, Stream
 from bytewax.inputs import FixedPartitionedSource, Source
 
-from schemas.features import FeatureSet
+from schemas.codec import AvroCodec
+from schemas.contracts import registry_client
+from schemas.features import FeatureSet, feature_vector_schema
 from schemas.records import DeadLetter
 from serving.drift import DriftConfig, DriftMetric
 from serving.predictions import Prediction
@@ -51,6 +53,7 @@ class ScoringConfig:
     drift_topic: str | None
     drift: DriftConfig = field(default_factory=DriftConfig)
     sink_partitions: int = 1
+    schema_registry: Mapping[str, str] | None = None  # {"url": ...}: Confluent framing
 
 
 def scoring_step_ids(name: str) -> dict[str, str]:
@@ -102,7 +105,8 @@ def build_scoring_flow(
     fs = config.feature_set
     ids = scoring_step_ids(fs.name)
     metrics = metrics or ScoringMetrics()
-    scorer = BatchScorer(fs, current, step=ids["score"], metrics=metrics)
+    codec = AvroCodec(feature_vector_schema(fs), registry=registry_client(config.schema_registry))
+    scorer = BatchScorer(fs, current, step=ids["score"], metrics=metrics, codec=codec)
 
     flow = Dataflow(f"{fs.name}-scoring")
     raw = op.input(ids["source"], flow, source)
@@ -119,6 +123,7 @@ def build_scoring_flow(
             config.predictions_topic,
             metrics=metrics,
             partitions=config.sink_partitions,
+            schema_registry=config.schema_registry,
         ),
     )
     rest = cast("Stream[DriftBatch | DeadLetter]", split.falses)
@@ -136,7 +141,12 @@ def build_scoring_flow(
         op.output(
             ids["drift_out"],
             windows,
-            DriftSink(config.client_config, config.drift_topic, metrics=metrics),
+            DriftSink(
+                config.client_config,
+                config.drift_topic,
+                metrics=metrics,
+                schema_registry=config.schema_registry,
+            ),
         )
     if dead_letters is not None:
         letters: Stream[tuple[str, DeadLetter]] = op.map(
@@ -147,6 +157,10 @@ def build_scoring_flow(
         op.output(
             ids["dead_letter"],
             letters,
-            DeadLetterSink(dead_letters.client_config, dead_letters.topic),
+            DeadLetterSink(
+                dead_letters.client_config,
+                dead_letters.topic,
+                schema_registry=dead_letters.schema_registry,
+            ),
         )
     return flow

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 
 from bytewax.outputs import FixedPartitionedSink, StatefulSinkPartition
 
-from schemas.contracts import codec_for
+from schemas.contracts import codec_for, registry_client
 from serving.drift import DriftMetric
 from serving.predictions import Prediction
 from streams.scoring.metrics import ScoringMetrics
@@ -23,9 +23,17 @@ __all__ = ["DriftSink", "PredictionSink"]
 
 
 class _PredictionPartition(StatefulSinkPartition[Prediction, None]):
-    def __init__(self, config: Mapping[str, str], topic: str, metrics: ScoringMetrics) -> None:
+    def __init__(
+        self,
+        config: Mapping[str, str],
+        topic: str,
+        metrics: ScoringMetrics,
+        registry: Mapping[str, str] | None,
+    ) -> None:
         self._outbox = KafkaOutbox(config, topic)
-        self._encode = codec_for("Prediction").encode
+        self._encode = codec_for(
+            "Prediction", registry=registry_client(registry), topic=topic
+        ).encode
         self._metrics = metrics
 
     def write_batch(self, values: list[Prediction]) -> None:
@@ -66,23 +74,33 @@ class PredictionSink(FixedPartitionedSink[Prediction, None]):
         *,
         metrics: ScoringMetrics,
         partitions: int = 1,
+        schema_registry: Mapping[str, str] | None = None,
     ) -> None:
         self._config = dict(client_config)
         self._topic = topic
         self._metrics = metrics
         self._parts = [f"predictions-{i}" for i in range(partitions)]
+        self._registry = schema_registry
 
     def list_parts(self) -> list[str]:
         return self._parts
 
     def build_part(self, step_id: str, for_part: str, resume_state: None) -> _PredictionPartition:
-        return _PredictionPartition(self._config, self._topic, self._metrics)
+        return _PredictionPartition(self._config, self._topic, self._metrics, self._registry)
 
 
 class _DriftPartition(StatefulSinkPartition[DriftMetric, None]):
-    def __init__(self, config: Mapping[str, str], topic: str, metrics: ScoringMetrics) -> None:
+    def __init__(
+        self,
+        config: Mapping[str, str],
+        topic: str,
+        metrics: ScoringMetrics,
+        registry: Mapping[str, str] | None,
+    ) -> None:
         self._outbox = KafkaOutbox(config, topic)
-        self._encode = codec_for("DriftMetric").encode
+        self._encode = codec_for(
+            "DriftMetric", registry=registry_client(registry), topic=topic
+        ).encode
         self._metrics = metrics
 
     def write_batch(self, values: list[DriftMetric]) -> None:
@@ -107,14 +125,20 @@ class DriftSink(FixedPartitionedSink[DriftMetric, None]):
     """`DriftMetric` records (alerts included, `level="alert"`) keyed by model:version."""
 
     def __init__(
-        self, client_config: Mapping[str, str], topic: str, *, metrics: ScoringMetrics
+        self,
+        client_config: Mapping[str, str],
+        topic: str,
+        *,
+        metrics: ScoringMetrics,
+        schema_registry: Mapping[str, str] | None = None,
     ) -> None:
         self._config = dict(client_config)
         self._topic = topic
         self._metrics = metrics
+        self._registry = schema_registry
 
     def list_parts(self) -> list[str]:
         return ["drift"]
 
     def build_part(self, step_id: str, for_part: str, resume_state: None) -> _DriftPartition:
-        return _DriftPartition(self._config, self._topic, self._metrics)
+        return _DriftPartition(self._config, self._topic, self._metrics, self._registry)

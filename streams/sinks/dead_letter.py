@@ -6,7 +6,7 @@ from collections.abc import Mapping
 
 from bytewax.outputs import FixedPartitionedSink, StatefulSinkPartition
 
-from schemas.contracts import codec_for
+from schemas.contracts import codec_for, registry_client
 from schemas.records import DeadLetter
 from streams.sinks.kafka_outbox import KafkaOutbox
 
@@ -14,9 +14,16 @@ __all__ = ["DeadLetterSink"]
 
 
 class _DeadLetterPartition(StatefulSinkPartition[DeadLetter, None]):
-    def __init__(self, client_config: Mapping[str, str], topic: str) -> None:
+    def __init__(
+        self,
+        client_config: Mapping[str, str],
+        topic: str,
+        schema_registry: Mapping[str, str] | None,
+    ) -> None:
         self._outbox = KafkaOutbox(client_config, topic)
-        self._codec = codec_for("DeadLetter")
+        self._codec = codec_for(
+            "DeadLetter", registry=registry_client(schema_registry), topic=topic
+        )
 
     def write_batch(self, values: list[DeadLetter]) -> None:
         for letter in values:
@@ -42,12 +49,19 @@ class _DeadLetterPartition(StatefulSinkPartition[DeadLetter, None]):
 class DeadLetterSink(FixedPartitionedSink[DeadLetter, None]):
     """Produces `DeadLetter` records; flushed at every snapshot (at-least-once)."""
 
-    def __init__(self, client_config: Mapping[str, str], topic: str) -> None:
+    def __init__(
+        self,
+        client_config: Mapping[str, str],
+        topic: str,
+        *,
+        schema_registry: Mapping[str, str] | None = None,
+    ) -> None:
         self._config = dict(client_config)
         self._topic = topic
+        self._registry = dict(schema_registry) if schema_registry else None
 
     def list_parts(self) -> list[str]:
         return ["dead-letter"]
 
     def build_part(self, step_id: str, for_part: str, resume_state: None) -> _DeadLetterPartition:
-        return _DeadLetterPartition(self._config, self._topic)
+        return _DeadLetterPartition(self._config, self._topic, self._registry)

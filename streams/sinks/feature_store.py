@@ -15,6 +15,7 @@ import redis
 from bytewax.outputs import FixedPartitionedSink, StatefulSinkPartition
 
 from schemas.codec import AvroCodec
+from schemas.contracts import registry_client
 from schemas.features import FeatureSet, FeatureVector, feature_vector_schema
 from schemas.records import Transaction
 from streams import delta_tables
@@ -42,6 +43,7 @@ class FeatureStoreConfig:
     features_topic: str | None
     write_raw: bool = True
     commit_rows: int = 50_000
+    schema_registry: dict[str, str] | None = None  # {"url": ...}: Confluent framing
 
 
 class FeatureStorePartition(StatefulSinkPartition[StoreItem, dict[str, int]]):
@@ -62,7 +64,11 @@ class FeatureStorePartition(StatefulSinkPartition[StoreItem, dict[str, int]]):
             if config.kafka_config is not None and config.features_topic
             else None
         )
-        self._codec = AvroCodec(feature_vector_schema(fs))
+        self._codec = AvroCodec(
+            feature_vector_schema(fs),
+            registry=registry_client(config.schema_registry),
+            topic=config.features_topic,
+        )
         self._commit_rows = config.commit_rows
         self._features: DeltaAppender | None = None
         self._raw: DeltaAppender | None = None

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 import redis
 from deltalake import DeltaTable
 
-from schemas.codec import AvroCodec
-from schemas.contracts import codec_for
+from schemas.codec import AvroCodec, Framing
+from schemas.contracts import codec_for, registry_client
 from schemas.features import CompiledFeatureSet, FeatureVector, LocalEngine, feature_vector_schema
 from schemas.features.fraud import FRAUD_FEATURES
 from schemas.records import DeadLetter
@@ -137,3 +138,40 @@ def test_replay_adds_no_rows_and_keeps_stores_equal(
     assert len(set(table.column("event_id").to_pylist())) == len(events)
     report = audit_skew(clean_redis, FRAUD_FEATURES, prefix="t", delta_root=str(delta_root))
     assert report.ok, report.mismatches[:5]
+
+
+def test_with_a_schema_registry_every_record_uses_the_confluent_wire_format(
+    tmp_path: Path,
+    kafka_config: dict[str, str],
+    make_topic: Callable[..., str],
+    clean_redis: redis.Redis,
+    services: Endpoints,
+) -> None:
+    registry = {"url": "mock://feature-flow-test"}  # confluent-kafka's in-memory registry
+    events = transactions(300, seed=13, cards=10, merchants=5)
+    source, features_topic = make_topic("tx", 1), make_topic("fv", 1)
+    dead_topic = make_topic("dl", 1)
+    txn_codec = codec_for("Transaction", registry=registry_client(registry), topic=source)
+    payloads = [(e.card_id, txn_codec.encode(e.to_avro())) for e in events]
+    assert all(value[0] == 0 for _, value in payloads)  # Confluent framing: magic byte 0
+    produce_payloads(kafka_config, source, [*payloads, ("junk", b"\x00\x00\x00\x00\x63zz")])
+
+    config = replace(
+        _config(tmp_path / "delta", services, kafka_config, features_topic),
+        schema_registry=registry,
+    )
+    dead = DeadLetterTarget(kafka_config, dead_topic, schema_registry=registry)
+    flow = build_feature_flow(
+        config, kafka_source(kafka_config, source, bounded=True), dead_letters=dead
+    )
+    run_dataflow(flow)
+
+    fv_codec = AvroCodec(feature_vector_schema(FRAUD_FEATURES), registry=registry_client(registry))
+    records = [m.value() or b"" for m in consume_all(kafka_config, features_topic)]
+    assert {fv_codec.detect_framing(r) for r in records} == {Framing.CONFLUENT}
+    ids = {FeatureVector.from_avro(FRAUD_FEATURES, fv_codec.decode(r)).event_id for r in records}
+    assert ids == {e.event_id for e in events}
+    (letter,) = consume_all(kafka_config, dead_topic)
+    dl_codec = codec_for("DeadLetter", registry=registry_client(registry))
+    assert (letter.value() or b"")[0] == 0
+    assert "schema id 99" in DeadLetter.from_avro(dl_codec.decode(letter.value() or b"")).reason
