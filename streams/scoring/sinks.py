@@ -13,7 +13,7 @@ from collections.abc import Mapping
 
 from bytewax.outputs import FixedPartitionedSink, StatefulSinkPartition
 
-from schemas.contracts import codec_for, registry_client
+from schemas.contracts import SchemaName, codec_for, registry_client
 from serving.drift import DriftMetric
 from serving.predictions import Prediction
 from streams.scoring.metrics import ScoringMetrics
@@ -22,20 +22,29 @@ from streams.sinks.kafka_outbox import KafkaOutbox
 __all__ = ["DriftSink", "PredictionSink"]
 
 
-class _PredictionPartition(StatefulSinkPartition[Prediction, None]):
+class _OutboxPartition:
+    """Encodes one record type onto one topic; flushed at every snapshot (at-least-once)."""
+
     def __init__(
         self,
+        schema: SchemaName,
         config: Mapping[str, str],
         topic: str,
         metrics: ScoringMetrics,
         registry: Mapping[str, str] | None,
     ) -> None:
         self._outbox = KafkaOutbox(config, topic)
-        self._encode = codec_for(
-            "Prediction", registry=registry_client(registry), topic=topic
-        ).encode
+        self._encode = codec_for(schema, registry=registry_client(registry), topic=topic).encode
         self._metrics = metrics
 
+    def snapshot(self) -> None:
+        self._outbox.flush()
+
+    def close(self) -> None:
+        self._outbox.flush()
+
+
+class _PredictionPartition(_OutboxPartition, StatefulSinkPartition[Prediction, None]):
     def write_batch(self, values: list[Prediction]) -> None:
         produce, encode = self._outbox.produce, self._encode
         served_sources: list[int] = []
@@ -56,12 +65,6 @@ class _PredictionPartition(StatefulSinkPartition[Prediction, None]):
             counted[p.variant] = counted.get(p.variant, 0) + 1
         for variant, n in counted.items():
             self._metrics.predictions.labels(variant).inc(n)
-
-    def snapshot(self) -> None:
-        self._outbox.flush()
-
-    def close(self) -> None:
-        self._outbox.flush()
 
 
 class PredictionSink(FixedPartitionedSink[Prediction, None]):
@@ -86,23 +89,12 @@ class PredictionSink(FixedPartitionedSink[Prediction, None]):
         return self._parts
 
     def build_part(self, step_id: str, for_part: str, resume_state: None) -> _PredictionPartition:
-        return _PredictionPartition(self._config, self._topic, self._metrics, self._registry)
+        return _PredictionPartition(
+            "Prediction", self._config, self._topic, self._metrics, self._registry
+        )
 
 
-class _DriftPartition(StatefulSinkPartition[DriftMetric, None]):
-    def __init__(
-        self,
-        config: Mapping[str, str],
-        topic: str,
-        metrics: ScoringMetrics,
-        registry: Mapping[str, str] | None,
-    ) -> None:
-        self._outbox = KafkaOutbox(config, topic)
-        self._encode = codec_for(
-            "DriftMetric", registry=registry_client(registry), topic=topic
-        ).encode
-        self._metrics = metrics
-
+class _DriftPartition(_OutboxPartition, StatefulSinkPartition[DriftMetric, None]):
     def write_batch(self, values: list[DriftMetric]) -> None:
         for m in values:
             self._outbox.produce(
@@ -113,12 +105,6 @@ class _DriftPartition(StatefulSinkPartition[DriftMetric, None]):
             self._metrics.drift_metrics.labels(m.level).inc()
         if any(m.level == "alert" for m in values):
             self._outbox.flush()  # alerts are acted on: do not let them linger
-
-    def snapshot(self) -> None:
-        self._outbox.flush()
-
-    def close(self) -> None:
-        self._outbox.flush()
 
 
 class DriftSink(FixedPartitionedSink[DriftMetric, None]):
@@ -141,4 +127,6 @@ class DriftSink(FixedPartitionedSink[DriftMetric, None]):
         return ["drift"]
 
     def build_part(self, step_id: str, for_part: str, resume_state: None) -> _DriftPartition:
-        return _DriftPartition(self._config, self._topic, self._metrics, self._registry)
+        return _DriftPartition(
+            "DriftMetric", self._config, self._topic, self._metrics, self._registry
+        )
