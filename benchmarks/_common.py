@@ -11,7 +11,9 @@ from __future__ import annotations
 import json
 import os
 import platform
+import signal
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -41,6 +43,7 @@ __all__ = [
     "median",
     "percentile",
     "produce_all",
+    "stop_process",
     "stopwatch",
     "write_result",
 ]
@@ -174,3 +177,15 @@ def stopwatch() -> Iterator[list[float]]:
         yield took
     finally:
         took.append(time.perf_counter() - start)
+
+
+def stop_process(process: subprocess.Popen[bytes], *, timeout_s: float = 30.0) -> int:
+    """SIGTERM (a dataflow stops cleanly on it), then SIGKILL if it lingers; the exit code."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+    return process.returncode

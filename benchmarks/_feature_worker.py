@@ -14,7 +14,6 @@ import sys
 from dataclasses import asdict, dataclass
 
 from bytewax.dataflow import Dataflow
-from bytewax.errors import BytewaxRuntimeError
 
 from schemas.features.fraud import FRAUD_FEATURES
 from streams.features.flow import DeadLetterTarget, build_feature_flow
@@ -71,14 +70,7 @@ def main() -> int:
         print(f"expected the worker spec as JSON in ${SPEC_ENV}", file=sys.stderr)
         return 2
     spec = WorkerSpec(**json.loads(raw))
-    try:
-        run_dataflow(feature_flow(spec, bounded=False))
-    except KeyboardInterrupt:
-        pass
-    except BytewaxRuntimeError as exc:
-        # A SIGTERM landing inside a step's Python code reaches us wrapped by bytewax.
-        if not isinstance(exc.__cause__, KeyboardInterrupt):
-            raise
+    run_dataflow(feature_flow(spec, bounded=False))  # returns on SIGTERM/SIGINT
     return 0
 
 

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
 import subprocess
 import sys
 import tempfile
@@ -48,6 +47,7 @@ from _common import (
     median,
     percentile,
     produce_all,
+    stop_process,
     stopwatch,
     write_result,
 )
@@ -350,18 +350,6 @@ def _watch(
         time.sleep(poll_s)
 
 
-def _stop_worker(worker: subprocess.Popen[bytes]) -> int:
-    """SIGTERM (handled by `run_dataflow`), then SIGKILL if it lingers; the exit code."""
-    if worker.poll() is None:
-        worker.send_signal(signal.SIGTERM)
-        try:
-            worker.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            worker.kill()
-            worker.wait()
-    return worker.returncode
-
-
 def _log_tail(path: Path, lines: int = 20) -> str:
     return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
 
@@ -411,7 +399,7 @@ def freshness(opts: Options, services: BenchServices, workdir: Path) -> dict[str
         print(f"worker log tail:\n{_log_tail(log_path)}", file=sys.stderr)
         raise
     finally:
-        code = _stop_worker(worker)
+        code = stop_process(worker)
         if code != 0:
             print(f"worker exited {code}; log tail:\n{_log_tail(log_path)}", file=sys.stderr)
         delete_prefix(client, spec.redis_prefix)

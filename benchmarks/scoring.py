@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
 import subprocess
 import sys
 import tempfile
@@ -35,7 +34,14 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from _common import BenchServices, bench_services, fresh_topic, percentile, write_result
+from _common import (
+    BenchServices,
+    bench_services,
+    fresh_topic,
+    percentile,
+    stop_process,
+    write_result,
+)
 from _feature_worker import SPEC_ENV, WorkerSpec
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 from mlflow import MlflowClient
@@ -128,17 +134,6 @@ def _registry(root: Path) -> str:
 def _start(cmd: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
     with log.open("wb") as out:
         return subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT)
-
-
-def _stop(process: subprocess.Popen[bytes]) -> int:
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-    return process.returncode
 
 
 def _wait(
@@ -289,7 +284,10 @@ def bench(opts: Options, services: BenchServices, tmp: Path) -> dict[str, Any]:
             print(f"{log} tail:\n" + "\n".join(tail), file=sys.stderr)
         raise
     finally:
-        results["worker_exit_codes"] = {"features": _stop(features), "scoring": _stop(scoring)}
+        results["worker_exit_codes"] = {
+            "features": stop_process(features),
+            "scoring": stop_process(scoring),
+        }
         watch.close()
     return results
 
