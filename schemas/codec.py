@@ -230,18 +230,25 @@ class AvroCodec:
         for a long is truncated, a bool is 0/1, a numeric string for a double is parsed.
         Pass ints for timestamps (epoch millis).
         """
-        header = self._header if self._registry is None else self._confluent_header
-        if header is None:
-            header = self._register()
         buf = BytesIO()
-        buf.write(header)
         try:
             schemaless_writer(
                 buf, self._plain, record, strict_allow_default=True, disable_tuple_notation=True
             )
         except Exception as exc:
             raise self._encode_error(record, exc) from exc
-        return buf.getvalue()
+        return self.frame(buf.getvalue())
+
+    def frame(self, body: bytes) -> bytes:
+        """`body`, an Avro binary body written with this codec's schema, behind its header.
+
+        The header `encode` writes: single-object, or Confluent with a registry (the
+        schema is registered on first use). `body` is not checked.
+        """
+        header = self._header if self._registry is None else self._confluent_header
+        if header is None:
+            header = self._register()
+        return header + body
 
     def _encode_error(self, record: Any, exc: Exception) -> EncodeError:
         try:

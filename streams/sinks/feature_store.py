@@ -17,6 +17,7 @@ from bytewax.outputs import FixedPartitionedSink, StatefulSinkPartition
 from schemas.codec import AvroCodec
 from schemas.contracts import registry_client
 from schemas.features import FeatureSet, FeatureVector, feature_vector_schema
+from schemas.features.vector import FeatureVectorWriter
 from schemas.records import Transaction
 from streams import delta_tables
 from streams.features.decode import Decoded
@@ -69,6 +70,7 @@ class FeatureStorePartition(StatefulSinkPartition[StoreItem, dict[str, int]]):
             registry=registry_client(config.schema_registry),
             topic=config.features_topic,
         )
+        self._writer = FeatureVectorWriter(fs)
         self._commit_rows = config.commit_rows
         self._features: DeltaAppender | None = None
         self._raw: DeltaAppender | None = None
@@ -104,10 +106,10 @@ class FeatureStorePartition(StatefulSinkPartition[StoreItem, dict[str, int]]):
         if self._online is not None:
             self._online.write(vectors)
         if self._outbox is not None:
-            encode = self._codec.encode
+            frame, body = self._codec.frame, self._writer.body
             for vector in vectors:
                 self._outbox.produce(
-                    encode(vector.to_avro(self._fs)),
+                    frame(body(vector)),
                     key=vector.keys[0].encode(),
                     headers=[("event_id", vector.event_id.encode())],
                 )
