@@ -52,7 +52,7 @@ AggFunction = Literal[
     "zscore",
 ]
 _NUMERIC_FUNCTIONS = frozenset({"sum", "mean", "min", "max", "std", "last", "zscore"})
-_TRANSACTION_FIELDS = frozenset(f.name for f in fields(Transaction))
+_TRANSACTION_FIELDS = frozenset(Transaction.__struct_fields__)
 NUMERIC_FIELDS = frozenset({"amount", "event_time"})
 
 

@@ -10,9 +10,10 @@ so it does not disturb the random streams and continuation stays exact.
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from typing import Literal, get_args
+
+import msgspec
 
 from schemas.records import Channel, Transaction
 from streams.generator.catalog import MCCS
@@ -58,7 +59,7 @@ def _move_merchant(
     device = txn.device_id
     if device is None:
         device = population.card_devices[int(txn.card_id[1:])][0]
-    return dataclasses.replace(
+    return msgspec.structs.replace(
         txn,
         merchant_id=population.merchant_ids[moved],
         mcc=MCCS[int(population.merchant_mcc[moved])].mcc,
@@ -74,7 +75,7 @@ def apply_drift(
     if index < drift.at_index:
         return txn
     if drift.kind == "amount":
-        return dataclasses.replace(txn, amount=round(txn.amount * drift.amount_factor, 2))
+        return msgspec.structs.replace(txn, amount=round(txn.amount * drift.amount_factor, 2))
     if legit:
         return _move_merchant(txn, index, share=drift.moved_share, seed=seed, population=population)
     return txn

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import dataclasses
 import typing
 from typing import Any
 
+import msgspec
 import pytest
 from confluent_kafka.schema_registry import SchemaRegistryClient
 
@@ -38,15 +38,15 @@ def test_unknown_name_is_a_contract_error_listing_the_known_ones() -> None:
 
 
 @pytest.mark.parametrize("record_type", [Transaction, Label, DeadLetter])
-def test_schema_fields_match_the_record_dataclass(record_type: type[Any]) -> None:
+def test_schema_fields_match_the_record_struct(record_type: type[Any]) -> None:
     schema = load_schema(record_type.__name__)  # type: ignore[arg-type]
     hints = typing.get_type_hints(record_type)
-    dc_fields = dataclasses.fields(record_type)
-    assert [f["name"] for f in schema["fields"]] == [f.name for f in dc_fields]
-    for avro_field, dc_field in zip(schema["fields"], dc_fields, strict=True):
-        nullable = type(None) in typing.get_args(hints[dc_field.name])
-        assert isinstance(avro_field["type"], list) == nullable, dc_field.name
-        if dc_field.default is None:
+    record_fields = msgspec.structs.fields(record_type)
+    assert [f["name"] for f in schema["fields"]] == [f.name for f in record_fields]
+    for avro_field, record_field in zip(schema["fields"], record_fields, strict=True):
+        nullable = type(None) in typing.get_args(hints[record_field.name])
+        assert isinstance(avro_field["type"], list) == nullable, record_field.name
+        if record_field.default is None:
             assert avro_field["type"][0] == "null"
             assert "default" in avro_field
             assert avro_field["default"] is None
