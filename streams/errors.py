@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from schemas.errors import SkewlessError
 
-__all__ = ["StoreError", "StreamsError"]
+__all__ = ["SourceError", "StoreError", "StreamsError"]
 
 
 class StreamsError(SkewlessError):
@@ -13,3 +13,7 @@ class StreamsError(SkewlessError):
 
 class StoreError(StreamsError):
     """An online or offline store rejected a write or could not be read."""
+
+
+class SourceError(StreamsError):
+    """A source (a Kafka topic, a Delta table) could not be read."""

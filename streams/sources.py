@@ -11,29 +11,14 @@ from collections.abc import Mapping
 from typing import Any
 
 import pyarrow.dataset as ds
-from bytewax.connectors.kafka import KafkaSource, KafkaSourceMessage
 from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 
 from schemas.records import Channel, Transaction
 from streams.delta_tables import millis
-from streams.features.decode import Decoded, SourceRecord
+from streams.features.decode import Decoded
+from streams.kafka_source import KafkaSource
 
-__all__ = ["DeltaTransactionsSource", "kafka_source", "to_source_record"]
-
-
-_CONSUMER_ONLY = frozenset({"fetch.wait.max.ms"})
-
-
-class _KafkaSource(KafkaSource):
-    """Bytewax's source, minus consumer-only options on its admin client (librdkafka warns)."""
-
-    def list_parts(self) -> list[str]:
-        consumer_config = self._add_config
-        self._add_config = {k: v for k, v in consumer_config.items() if k not in _CONSUMER_ONLY}
-        try:
-            return super().list_parts()
-        finally:
-            self._add_config = consumer_config
+__all__ = ["DeltaTransactionsSource", "kafka_source"]
 
 
 def kafka_source(
@@ -44,24 +29,8 @@ def kafka_source(
     Bounded, it stops at each partition's end as of reading; live, it tails forever.
     """
     config = dict(client_config)
-    brokers = config.pop("bootstrap.servers").split(",")
     config.setdefault("fetch.wait.max.ms", "10")  # an idle partition answers fast: freshness
-    return _KafkaSource(
-        brokers, [topic], tail=not bounded, add_config=config, batch_size=batch_size
-    )
-
-
-def to_source_record(msg: KafkaSourceMessage[bytes | None, bytes | None]) -> SourceRecord:
-    """The plain record the pipeline carries (Kafka timestamp in epoch ms)."""
-    timestamp = msg.timestamp[1] if msg.timestamp is not None else 0
-    return SourceRecord(
-        topic=msg.topic or "",
-        partition=int(msg.partition or 0),
-        offset=int(msg.offset or 0),
-        timestamp=int(timestamp),
-        key=msg.key,
-        value=msg.value,
-    )
+    return KafkaSource(config, topic, tail=not bounded, batch_size=batch_size)
 
 
 _COLUMNS = [

@@ -20,7 +20,6 @@ from streams.features.decode import Decoded, decode_label
 from streams.features.flow import DeadLetterTarget
 from streams.sinks.dead_letter import DeadLetterSink
 from streams.sinks.delta_appender import DeltaAppender
-from streams.sources import to_source_record
 
 __all__ = ["build_labels_flow"]
 
@@ -89,7 +88,7 @@ def build_labels_flow(
     decode = decode_label(codec, step="labels_decode")
     flow = Dataflow("labels")
     raw = op.input("labels_source", flow, source)
-    decoded = op.map("labels_decode", raw, lambda m: decode(to_source_record(m)))
+    decoded = op.map("labels_decode", raw, decode)
     split = op.branch("labels_split", decoded, _is_valid)
     keyed: Stream[tuple[str, Decoded[Label]]] = op.map(
         "labels_key", split.trues, lambda d: ("labels", d)

@@ -34,7 +34,6 @@ from serving.routing import ModelSet
 from serving.runtime import LoadedModel
 from streams.features.decode import SourceRecord, dead_letter
 from streams.scoring.metrics import ScoringMetrics
-from streams.sources import to_source_record
 
 __all__ = ["BatchScorer", "DriftBatch", "ScoredItem"]
 
@@ -101,7 +100,7 @@ class BatchScorer:
         self._refused: ModelSet | None = None
 
     def __call__(self, items: list[Any]) -> list[ScoredItem]:
-        records = [i if isinstance(i, SourceRecord) else to_source_record(i) for i in items]
+        records: list[SourceRecord] = items
         if not records:
             return []
         self._track_positions(records)
