@@ -27,6 +27,7 @@ class CompiledFeatureSet:
         self.version = feature_set.version
         self.request = RequestKernel(feature_set.request_features)
         self.views = tuple(ViewKernel(v) for v in feature_set.views)
+        self.key_fields = tuple(v.entity.key_field for v in feature_set.views)
 
     def view_index(self, name: str) -> int:
         for i, kernel in enumerate(self.views):

@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
+
+import msgspec
 
 from schemas._json_input import FieldError, to_datum
 from schemas.codec import EncodeError
@@ -37,8 +38,7 @@ META_FIELDS: tuple[tuple[str, Any], ...] = (
 )
 
 
-@dataclass(frozen=True, slots=True)
-class FeatureVector:
+class FeatureVector(msgspec.Struct, frozen=True):
     """The features of one event plus where it came from and which definition made it.
 
     `keys` are the entity ids in `feature_set.entities` order; `values` follow

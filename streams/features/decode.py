@@ -5,8 +5,9 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Generic, TypeVar
+
+import msgspec
 
 from schemas.codec import AvroCodec
 from schemas.errors import ContractError
@@ -21,8 +22,7 @@ _MIN_TIME_MS = 946_684_800_000
 _MAX_TIME_MS = 4_102_444_800_000
 
 
-@dataclass(frozen=True, slots=True)
-class SourceRecord:
+class SourceRecord(msgspec.Struct, frozen=True):
     """The parts of a Kafka record the pipeline keeps (no Bytewax types past the source)."""
 
     topic: str
@@ -33,9 +33,8 @@ class SourceRecord:
     value: bytes | None
 
 
-@dataclass(frozen=True, slots=True)
-class Decoded(Generic[T]):
-    """A valid record with where it came from."""
+class Decoded(msgspec.Struct, Generic[T], frozen=True):
+    """A valid record with where it came from (a Struct: one is built per event)."""
 
     record: T
     partition: int

@@ -6,6 +6,7 @@ runs, because they key the recovery state (renaming one orphans its snapshots).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeGuard, cast
@@ -16,13 +17,12 @@ from bytewax.inputs import Source
 
 from schemas.codec import AvroCodec
 from schemas.contracts import codec_for, registry_client
-from schemas.features import CompiledFeatureSet, FeatureVector
+from schemas.features import CompiledFeatureSet
 from schemas.records import DeadLetter, Transaction
-from streams.features.decode import Decoded, SourceRecord, decode_transaction
+from streams.features.decode import Decoded, decode_transaction
 from streams.features.steps import InFlight, ViewLogic, assemble, entity_of, start
 from streams.sinks.dead_letter import DeadLetterSink
-from streams.sinks.feature_store import FeatureStoreConfig, FeatureStoreSink
-from streams.sources import to_source_record
+from streams.sinks.feature_store import FeatureStoreConfig, FeatureStoreSink, StoreItem
 
 __all__ = ["DeadLetterTarget", "build_feature_flow", "step_ids"]
 
@@ -81,11 +81,7 @@ def build_feature_flow(
     def decode_batch(items: list[Any]) -> list[Decoded[Transaction] | DeadLetter]:
         out: list[Decoded[Transaction] | DeadLetter] = []
         for item in items:
-            if isinstance(item, Decoded):
-                out.append(item)
-            else:
-                record = item if isinstance(item, SourceRecord) else to_source_record(item)
-                out.append(decode(record))
+            out.append(item if isinstance(item, Decoded) else decode(item))
         return out
 
     flow = Dataflow(f"{fs.name}-features")
@@ -116,11 +112,15 @@ def build_feature_flow(
                 _rekey(entity_of(views[index + 1])),
             )
 
-    def finish(kv: tuple[str, InFlight]) -> tuple[str, tuple[FeatureVector, Decoded[Transaction]]]:
-        vector = assemble(compiled, kv[1])
-        return vector.keys[0], (vector, kv[1].event)
+    def finish(items: list[tuple[str, InFlight]]) -> list[tuple[str, StoreItem]]:
+        computed_at = int(time.time() * 1000)  # one clock read per batch
+        out = []
+        for _, item in items:
+            vector = assemble(compiled, item, computed_at=computed_at)
+            out.append((vector.keys[0], (vector, item.event)))
+        return out
 
-    finished = op.map(ids["assemble"], stepped, finish)
+    finished = op.flat_map_batch(ids["assemble"], stepped, finish)
     op.output(ids["stores"], finished, FeatureStoreSink(stores, partitions=sink_partitions))
 
     if dead_letters is not None:

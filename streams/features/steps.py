@@ -7,10 +7,9 @@ tuple of view results from step to step; the last step builds the `FeatureVector
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
-from dataclasses import dataclass
 
+import msgspec
 from bytewax.operators import StatefulBatchLogic
 
 from schemas.features import CompiledFeatureSet, FeatureVector, ViewKernel, WindowState
@@ -20,8 +19,7 @@ from streams.features.decode import Decoded
 __all__ = ["InFlight", "ViewLogic", "assemble"]
 
 
-@dataclass(frozen=True, slots=True)
-class InFlight:
+class InFlight(msgspec.Struct, frozen=True):
     """An event on its way through the view steps, with each view's values so far."""
 
     event: Decoded[Transaction]
@@ -62,20 +60,17 @@ def start(compiled: CompiledFeatureSet, event: Decoded[Transaction]) -> InFlight
     return InFlight(event, compiled.request.compute(event.record), False)
 
 
-def assemble(compiled: CompiledFeatureSet, item: InFlight) -> FeatureVector:
+def assemble(compiled: CompiledFeatureSet, item: InFlight, *, computed_at: int) -> FeatureVector:
     """The finished vector: keys, provenance, and values in definition order."""
     event = item.event.record
-    keys: list[str] = []
-    for kernel in compiled.views:
-        keys.append(str(getattr(event, kernel.view.entity.key_field)))
     return FeatureVector(
         event_id=event.event_id,
-        keys=tuple(keys),
+        keys=tuple(str(getattr(event, field)) for field in compiled.key_fields),
         event_time=event.event_time,
         source_timestamp=item.event.timestamp,
         source_partition=item.event.partition,
         source_offset=item.event.offset,
-        computed_at=int(time.time() * 1000),
+        computed_at=computed_at,
         definition_version=compiled.version,
         late=item.late,
         values=item.values,

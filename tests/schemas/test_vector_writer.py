@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import struct
-from dataclasses import replace
 from datetime import timedelta
 from functools import cache
 from io import BytesIO
@@ -14,6 +13,7 @@ from confluent_kafka.schema_registry import SchemaRegistryClient
 from fastavro import parse_schema, schemaless_writer
 from hypothesis import given
 from hypothesis import strategies as st
+from msgspec.structs import replace
 
 from schemas.codec import AvroCodec, EncodeError, Framing
 from schemas.features import Aggregation, Entity, FeatureSet, FeatureView, Identity
