@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from enum import Enum
+from itertools import chain
 from typing import Any, assert_never
 
 from schemas.features.definition import (
@@ -37,8 +38,13 @@ def _compile(feature: RequestFeature) -> _Compute:
         src = feature.source
         return lambda e: (math.log1p(max(float(getattr(e, src)), 0.0)),)
     if isinstance(feature, OneHot):
-        src, values = feature.source, feature.values
-        return lambda e: tuple(1.0 if _plain(getattr(e, src)) == v else 0.0 for v in values)
+        src = feature.source
+        zeros = (0.0,) * len(feature.values)
+        hot = {
+            v: tuple(1.0 if j == i else 0.0 for j in range(len(zeros)))
+            for i, v in enumerate(feature.values)
+        }
+        return lambda e: hot.get(_plain(getattr(e, src)), zeros)
     if isinstance(feature, HourOfDay):
         src = feature.source
         return lambda e: ((int(getattr(e, src)) % _DAY_MS) / 3_600_000.0,)
@@ -66,7 +72,4 @@ class RequestKernel:
         self._computes = tuple(_compile(f) for f in features)
 
     def compute(self, event: Transaction) -> tuple[float, ...]:
-        out: list[float] = []
-        for compute in self._computes:
-            out.extend(compute(event))
-        return tuple(out)
+        return tuple(chain.from_iterable([compute(event) for compute in self._computes]))
