@@ -1,10 +1,11 @@
 """The one sink of the feature dataflow: the same vectors into Redis, Kafka and Delta.
 
 Per batch: replays the Delta table already holds are dropped; the rest go to Redis at once
-(compare-and-set, so freshness is one batch), to the `features` topic at once, and into
-Delta buffers. At each epoch snapshot (and when a buffer is large) the Kafka producer is
-flushed, then Delta commits — so whatever Delta holds was also acknowledged by Kafka, and
-whatever it does not hold will be replayed into all three stores.
+(compare-and-set, sent while the next batch computes), to the `features` topic at once,
+and into Delta buffers. At each epoch snapshot (and when a buffer is large) the Redis
+write in flight is awaited and the Kafka producer flushed, then Delta commits — so
+whatever Delta holds was also acknowledged by Redis and Kafka, and whatever it does not
+hold will be replayed into all three stores.
 """
 
 from __future__ import annotations
@@ -104,7 +105,7 @@ class FeatureStorePartition(StatefulSinkPartition[StoreItem, dict[str, int]]):
             return
         vectors = [v for v, _ in items]
         if self._online is not None:
-            self._online.write(vectors)
+            self._online.submit(vectors)
         if self._outbox is not None:
             frame, body = self._codec.frame, self._writer.body
             for vector in vectors:
@@ -128,7 +129,9 @@ class FeatureStorePartition(StatefulSinkPartition[StoreItem, dict[str, int]]):
                 self._commit()
 
     def _commit(self) -> None:
-        """Kafka acknowledged first, then Delta: Delta never holds what Kafka may lack."""
+        """Redis and Kafka acknowledged first, then Delta: Delta never holds what they lack."""
+        if self._online is not None:
+            self._online.drain()
         if self._outbox is not None:
             self._outbox.flush()
         for appender in (self._features, self._raw):
@@ -145,7 +148,11 @@ class FeatureStorePartition(StatefulSinkPartition[StoreItem, dict[str, int]]):
         return state
 
     def close(self) -> None:
-        self._commit()
+        try:
+            self._commit()
+        finally:
+            if self._online is not None:
+                self._online.close()
 
 
 class FeatureStoreSink(FixedPartitionedSink[StoreItem, dict[str, int]]):

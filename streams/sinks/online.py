@@ -5,13 +5,21 @@ partition, offset) with the incoming one and writes only if the incoming event i
 older, then sets the TTL. Scripts run atomically, so each key's check-and-write is too.
 Replays of the same event are idempotent; an older event never overwrites a newer one, no
 matter how writers interleave.
+
+`submit` overlaps a write with the caller's next batch: the commands are built on the
+caller's thread, then one background thread sends them and waits for the server (socket
+I/O and the scripts' run time, ~2/3 of a write, release the GIL). At most one write is in
+flight, so writes reach Redis in submission order; `drain` waits for it and raises its
+error, if any.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
 
 import redis
+from redis.client import Pipeline
 
 from schemas.features import FeatureSet, FeatureVector
 from schemas.features.online import encode_hash, entity_key
@@ -58,12 +66,42 @@ class RedisOnlineWriter:
         self._script = client.register_script(CAS_SCRIPT)
         self._ttls = [str(int(v.ttl.total_seconds() * 1000)) for v in feature_set.views]
         self._entities = [v.entity.name for v in feature_set.views]
+        self._executor: ThreadPoolExecutor | None = None
+        self._in_flight: Future[int] | None = None
 
     def write(self, vectors: Iterable[FeatureVector]) -> int:
         """Write `vectors` in one pipelined round trip; returns how many keys were written.
 
         Within the batch only the newest vector per entity key is sent.
         """
+        self.drain()
+        pipe, keys = self._commands(vectors)
+        return self._execute(pipe, keys)
+
+    def submit(self, vectors: Iterable[FeatureVector]) -> None:
+        """Start writing `vectors` in the background, after the previous submit completed."""
+        pipe, keys = self._commands(vectors)
+        self.drain()
+        if keys:
+            if self._executor is None:
+                self._executor = ThreadPoolExecutor(1, thread_name_prefix="redis-online")
+            self._in_flight = self._executor.submit(self._execute, pipe, keys)
+
+    def drain(self) -> int:
+        """Wait for the write in flight (if any); the keys it wrote. Raises its `StoreError`."""
+        in_flight, self._in_flight = self._in_flight, None
+        return 0 if in_flight is None else in_flight.result()
+
+    def close(self) -> None:
+        """Drain, then stop the background thread."""
+        try:
+            self.drain()
+        finally:
+            if self._executor is not None:
+                self._executor.shutdown()
+                self._executor = None
+
+    def _commands(self, vectors: Iterable[FeatureVector]) -> tuple[Pipeline, int]:
         newest: dict[str, tuple[FeatureVector, str]] = {}
         for vector in vectors:
             for entity, entity_id, ttl in zip(self._entities, vector.keys, self._ttls, strict=True):
@@ -71,8 +109,6 @@ class RedisOnlineWriter:
                 held = newest.get(key)
                 if held is None or held[0].order_key <= vector.order_key:
                     newest[key] = (vector, ttl)
-        if not newest:
-            return 0
         pipe = self._client.pipeline(transaction=False)
         items = list(newest.items())
         for start in range(0, len(items), _KEYS_PER_CALL):
@@ -83,9 +119,15 @@ class RedisOnlineWriter:
                 keys.append(key)
                 args += (f["_t"], f["_p"], f["_o"], ttl.encode(), f["_m"], f["_v"])
             self._script(keys=keys, args=args, client=pipe)
+        return pipe, len(items)
+
+    @staticmethod
+    def _execute(pipe: Pipeline, keys: int) -> int:
+        if not keys:
+            return 0
         try:
             results = pipe.execute()
         except redis.RedisError as exc:
-            msg = f"Redis online store write of {len(newest)} keys failed: {exc}"
+            msg = f"Redis online store write of {keys} keys failed: {exc}"
             raise StoreError(msg) from exc
         return sum(int(r) for r in results)
