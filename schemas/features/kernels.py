@@ -5,6 +5,19 @@ events sorted by event time (parallel lists, so window slices are C-level `sum`/
 `max`/`set` calls). An event is *late* when its time is more than the view's allowed
 lateness behind the newest event time the entity has seen: a late event gets its vector
 (computed from the retained state plus itself) but does not enter the state.
+
+Feature values are compared bit for bit across Redis, Delta and backfills, so the
+arithmetic is part of the contract. Over the window slice `s` (oldest first, the event
+last): `float(len(s))`, `float(sum(s))`, `float(min(s))`, `float(max(s))`,
+`float(sum(s)) / len(s)`, `float(len(set(s)))` and the std of `_std`; `zscore` and `last`
+read the earlier events `s[:-1]`. A faster kernel must keep these expressions over the same slices:
+float `sum` depends on order and on the Python version (3.12 compensates), so running sums
+would not reproduce it.
+
+For speed, `ViewKernel` compiles its view to a `_Plan` once. Per event, each window's
+start is found once (longest window first, each start bounding the next), each (source,
+window) slice is cut once and shared (sum and max, mean and std), and the aggregations run
+from per-function tables of output positions rather than one Python call each.
 """
 
 from __future__ import annotations
@@ -13,9 +26,10 @@ import math
 from bisect import bisect_right
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from operator import attrgetter
 from typing import Any, assert_never
 
-from schemas.features.definition import Aggregation, FeatureView
+from schemas.features.definition import AggFunction, FeatureView
 from schemas.records import Transaction
 
 __all__ = ["ViewKernel", "WindowState"]
@@ -33,7 +47,26 @@ class WindowState:
     max_time: int | None = None
 
 
-_Kernel = Callable[[WindowState, int, int, int, int], float]
+_Reduce = Callable[[list[Any]], Any]
+
+
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    """A view's aggregations as tables, one per function; `at` is the output position.
+
+    `w` indexes the view's windows longest first, `col` its sources, `sq` its squared
+    sources, and `k` the (source, window) slices cut once per event from `slices`.
+    """
+
+    width: int
+    slices: tuple[tuple[int, int], ...]  # (col, w): columns[col][lo_w : i + 1]
+    counts: tuple[tuple[int, int], ...]  # (at, w)
+    reduces: tuple[tuple[int, int, _Reduce], ...]  # (at, k, sum | min | max)
+    distincts: tuple[tuple[int, int, int], ...]  # (at, col, w)
+    moments: tuple[tuple[int, int, int, int, int], ...]  # (mean at | -1, std at | -1, k, sq, w)
+    zscores: tuple[tuple[int, int, int, int], ...]  # (at, col, sq, w)
+    lasts: tuple[tuple[int, int, int], ...]  # (at, col, w)
+    gaps: tuple[tuple[int, float], ...]  # (at, cap in seconds)
 
 
 class ViewKernel:
@@ -49,9 +82,10 @@ class ViewKernel:
         squared = {a.source for a in view.aggregations if a.function in {"std", "zscore"}}
         self.squared: tuple[int, ...] = tuple(i for i, s in enumerate(self.sources) if s in squared)
         self.windows: tuple[int, ...] = tuple(sorted({a.window_ms for a in view.aggregations}))
-        self._plan: tuple[tuple[int, _Kernel], ...] = tuple(
-            (self.windows.index(a.window_ms), self._compile(a)) for a in view.aggregations
-        )
+        self._spans = self.windows[::-1]
+        self._squares_of: tuple[tuple[int, int], ...] = tuple(enumerate(self.squared))
+        self._plan = self._compile()
+        self._extract = _getter(self.sources)
 
     def new_state(self) -> WindowState:
         """An empty state with one column per source field."""
@@ -62,7 +96,7 @@ class ViewKernel:
 
     def extract(self, event: Transaction) -> tuple[Any, ...]:
         """The source values this view needs from `event`, in `sources` order."""
-        return tuple(getattr(event, s) for s in self.sources)
+        return self._extract(event)
 
     def apply(
         self, state: WindowState, event_time: int, values: tuple[Any, ...]
@@ -71,92 +105,201 @@ class ViewKernel:
 
         On time, the event enters the state; late, it is computed then removed again.
         """
-        late = state.max_time is not None and event_time < state.max_time - self.lateness_ms
         times = state.times
-        i = bisect_right(times, event_time)
-        times.insert(i, event_time)
-        for column, value in zip(state.columns, values, strict=True):
-            column.insert(i, value)
-        for slot, source_index in enumerate(self.squared):
-            v = float(values[source_index])
-            state.squares[slot].insert(i, v * v)
+        columns = state.columns
+        squares = state.squares
+        max_time = state.max_time
+        if max_time is None:
+            late = False
+            watermark = event_time
+        else:
+            late = event_time < max_time - self.lateness_ms
+            watermark = max_time if max_time >= event_time else event_time
 
-        watermark = event_time if state.max_time is None else max(state.max_time, event_time)
-        horizon = bisect_right(times, watermark - self.retention_ms)
-        # The event itself is always in its window, even when late beyond retention.
-        los = [min(max(bisect_right(times, event_time - w), horizon), i) for w in self.windows]
-        result = tuple(kernel(state, los[w], i, horizon, event_time) for w, kernel in self._plan)
+        if not times or event_time >= times[-1]:  # in order: the event goes last
+            i = len(times)
+            times.append(event_time)
+            for column, value in zip(columns, values, strict=True):
+                column.append(value)
+            for slot, source in self._squares_of:
+                v = float(values[source])
+                squares[slot].append(v * v)
+        else:  # after the known events of the same time, as `bisect_right` places it
+            i = bisect_right(times, event_time)
+            times.insert(i, event_time)
+            for column, value in zip(columns, values, strict=True):
+                column.insert(i, value)
+            for slot, source in self._squares_of:
+                v = float(values[source])
+                squares[slot].insert(i, v * v)
+
+        cutoff = watermark - self.retention_ms
+        horizon = bisect_right(times, cutoff) if times[0] <= cutoff else 0
+        # A window starts at its first event newer than event_time - w, never before the
+        # horizon, and never after the event itself, which is in its window even when
+        # late beyond retention.
+        if horizon < i:
+            los = []
+            lo = horizon
+            newest_earlier = times[i - 1]
+            for w in self._spans:  # longest first: each window starts at or after the last
+                start = event_time - w
+                if newest_earlier <= start:  # the event alone
+                    lo = i
+                elif times[lo] <= start:
+                    lo = bisect_right(times, start, lo + 1, i - 1)
+                los.append(lo)
+        else:
+            los = [i] * len(self._spans)
+        result = self._evaluate(times, columns, squares, los, i, horizon, event_time)
 
         if late:
             del times[i]
-            for column in state.columns:
+            for column in columns:
                 del column[i]
-            for squares in state.squares:
-                del squares[i]
+            for squared in squares:
+                del squared[i]
         else:
             state.max_time = watermark
             if horizon >= _EVICT_BATCH or (horizon and horizon * 4 >= len(times)):
                 del times[:horizon]
-                for column in state.columns:
+                for column in columns:
                     del column[:horizon]
-                for squares in state.squares:
-                    del squares[:horizon]
+                for squared in squares:
+                    del squared[:horizon]
         return result, late
 
-    def _compile(self, agg: Aggregation) -> _Kernel:
-        col = self.sources.index(agg.source) if agg.source is not None else -1
-        sq = self.squared.index(col) if col in self.squared else -1
-        cap_s = agg.window_ms / 1000.0
-        fn = agg.function
-        if fn == "count":
-            return lambda s, lo, i, h, t: float(i + 1 - lo)
-        if fn == "sum":
-            return lambda s, lo, i, h, t: float(sum(s.columns[col][lo : i + 1]))
-        if fn == "mean":
-            return lambda s, lo, i, h, t: float(sum(s.columns[col][lo : i + 1])) / (i + 1 - lo)
-        if fn == "min":
-            return lambda s, lo, i, h, t: float(min(s.columns[col][lo : i + 1]))
-        if fn == "max":
-            return lambda s, lo, i, h, t: float(max(s.columns[col][lo : i + 1]))
-        if fn == "count_distinct":
-            return lambda s, lo, i, h, t: float(len(set(s.columns[col][lo : i + 1])))
-        if fn == "std":
+    def _evaluate(
+        self,
+        times: list[int],
+        columns: list[list[Any]],
+        squares: list[list[float]],
+        los: list[int],
+        i: int,
+        horizon: int,
+        t: int,
+    ) -> tuple[float, ...]:
+        """Every aggregation of the event at index `i`, in the view's order."""
+        plan = self._plan
+        end = i + 1
+        out = [0.0] * plan.width
+        for at, w in plan.counts:
+            out[at] = float(end - los[w])
+        if plan.slices:
+            windowed = []
+            for col, w in plan.slices:
+                windowed.append(columns[col][los[w] : end])
+            for at, k, reduce in plan.reduces:
+                out[at] = float(reduce(windowed[k]))
+            for mean_at, std_at, k, sq, w in plan.moments:
+                lo = los[w]
+                n = end - lo
+                mean = float(sum(windowed[k])) / n
+                if mean_at >= 0:
+                    out[mean_at] = mean
+                if std_at >= 0:
+                    out[std_at] = _std(windowed[k], squares[sq][lo:end], n, mean)
+        for at, col, w in plan.distincts:
+            lo = los[w]
+            out[at] = float(len(set(columns[col][lo:end]))) if lo < i else 1.0
+        for at, col, sq, w in plan.zscores:
+            lo = los[w]
+            n = i - lo
+            if n < 2:
+                continue
+            prior = columns[col][lo:i]
+            mean = float(sum(prior)) / n
+            sd = _std(prior, squares[sq][lo:i], n, mean)
+            scale = abs(mean)
+            if sd <= 1e-9 * (scale if scale > 1.0 else 1.0):  # max(1.0, |mean|)
+                continue
+            out[at] = (float(columns[col][i]) - mean) / sd
+        for at, col, w in plan.lasts:
+            if i > los[w]:
+                out[at] = float(columns[col][i - 1])
+        for at, cap_s in plan.gaps:
+            if i > horizon:
+                gap = (t - times[i - 1]) / 1000.0
+                out[at] = gap if gap < cap_s else cap_s
+            else:
+                out[at] = cap_s
+        return tuple(out)
 
-            def std(s: WindowState, lo: int, i: int, h: int, t: int) -> float:
-                return _std(s.columns[col], s.squares[sq], lo, i + 1)
+    def _compile(self) -> _Plan:
+        """The view's aggregations as function tables (see `_Plan`)."""
+        slices: list[tuple[int, int]] = []
+        counts: list[tuple[int, int]] = []
+        reduces: list[tuple[int, int, _Reduce]] = []
+        distincts: list[tuple[int, int, int]] = []
+        moments: dict[int, list[int]] = {}  # k -> [mean at, std at, k, sq, w]
+        zscores: list[tuple[int, int, int, int]] = []
+        lasts: list[tuple[int, int, int]] = []
+        gaps: list[tuple[int, float]] = []
 
-            return std
-        if fn == "zscore":
+        def slice_of(col: int, w: int) -> int:
+            if (col, w) not in slices:
+                slices.append((col, w))
+            return slices.index((col, w))
 
-            def zscore(s: WindowState, lo: int, i: int, h: int, t: int) -> float:
-                n = i - lo
-                if n < 2:
-                    return 0.0
-                mean = float(sum(s.columns[col][lo:i])) / n
-                sd = _std(s.columns[col], s.squares[sq], lo, i)
-                if sd <= 1e-9 * max(1.0, abs(mean)):
-                    return 0.0
-                return (float(s.columns[col][i]) - mean) / sd
+        for at, agg in enumerate(self.view.aggregations):
+            w = self._spans.index(agg.window_ms)
+            col = self.sources.index(agg.source) if agg.source is not None else -1
+            sq = self.squared.index(col) if col in self.squared else -1
+            fn: AggFunction = agg.function
+            match fn:
+                case "count":
+                    counts.append((at, w))
+                case "sum" | "min" | "max":
+                    reduces.append((at, slice_of(col, w), _REDUCERS[fn]))
+                case "count_distinct":
+                    distincts.append((at, col, w))
+                case "mean" | "std":
+                    k = slice_of(col, w)
+                    moment = moments.setdefault(k, [-1, -1, k, sq, w])
+                    moment[0 if fn == "mean" else 1] = at
+                case "zscore":
+                    zscores.append((at, col, sq, w))
+                case "last":
+                    lasts.append((at, col, w))
+                case "seconds_since_previous":
+                    gaps.append((at, agg.window_ms / 1000.0))
+                case _:
+                    assert_never(fn)
+        return _Plan(
+            width=len(self.view.aggregations),
+            slices=tuple(slices),
+            counts=tuple(counts),
+            reduces=tuple(reduces),
+            distincts=tuple(distincts),
+            moments=tuple((m[0], m[1], m[2], m[3], m[4]) for m in moments.values()),
+            zscores=tuple(zscores),
+            lasts=tuple(lasts),
+            gaps=tuple(gaps),
+        )
 
-            return zscore
-        if fn == "last":
-            return lambda s, lo, i, h, t: float(s.columns[col][i - 1]) if i > lo else 0.0
-        if fn == "seconds_since_previous":
 
-            def since(s: WindowState, lo: int, i: int, h: int, t: int) -> float:
-                if i <= h:
-                    return cap_s
-                return min((t - s.times[i - 1]) / 1000.0, cap_s)
-
-            return since
-        assert_never(fn)
+_REDUCERS: dict[str, _Reduce] = {"sum": sum, "min": min, "max": max}
 
 
-def _std(values: list[Any], squares: list[float], lo: int, hi: int) -> float:
-    """Population std of values[lo:hi] from running squares; two-pass when they cancel."""
-    n = hi - lo
-    mean = float(sum(values[lo:hi])) / n
-    var = sum(squares[lo:hi]) / n - mean * mean
+def _getter(sources: tuple[str, ...]) -> Callable[[Transaction], tuple[Any, ...]]:
+    """A C-level `tuple(getattr(event, s) for s in sources)`."""
+    if len(sources) > 1:
+        getter: Callable[[Transaction], tuple[Any, ...]] = attrgetter(*sources)
+        return getter
+    if sources:
+        one = attrgetter(sources[0])
+        return lambda event: (one(event),)
+    return lambda event: ()
+
+
+def _std(values: list[Any], squares: list[float], n: int, mean: float) -> float:
+    """Population std of `values` (n of them, mean `mean`) from their squares.
+
+    Two-pass when the sum of squares has cancelled.
+    """
+    if n == 1:  # what the formula below gives for any single value
+        return 0.0
+    var = sum(squares) / n - mean * mean
     if var < 1e-4 * mean * mean:  # sum-of-squares lost its digits: recompute exactly
-        var = sum((float(x) - mean) ** 2 for x in values[lo:hi]) / n
+        var = sum((float(x) - mean) ** 2 for x in values) / n
     return math.sqrt(var) if var > 0.0 else 0.0

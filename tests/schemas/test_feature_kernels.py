@@ -1,10 +1,15 @@
-"""The feature kernels against an independent brute-force reference, for every feature."""
+"""The feature kernels against an independent brute-force reference, and bit for bit against
+the plain expressions of their arithmetic contract (`schemas.features.kernels`)."""
 
 from __future__ import annotations
 
 import math
+import pickle
 import random
+import struct
+from bisect import bisect_right
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -17,6 +22,7 @@ from schemas.features import (
     FeatureSet,
     FeatureView,
     LocalEngine,
+    ViewKernel,
 )
 from schemas.features.fraud import FRAUD_FEATURES
 from schemas.records import Channel, Transaction
@@ -157,6 +163,138 @@ def test_window_kernels_property(
         for i, off in enumerate(offsets)
     ]
     _assert_matches(fs, events)
+
+
+def _plain_std(s: list[Any]) -> float:
+    n = len(s)
+    mean = float(sum(s)) / n
+    var = sum([float(x) * float(x) for x in s]) / n - mean * mean
+    if var < 1e-4 * mean * mean:
+        var = sum((float(x) - mean) ** 2 for x in s) / n
+    return math.sqrt(var) if var > 0.0 else 0.0
+
+
+def _plain_feature(
+    agg: Aggregation, times: list[int], column: list[Any], lo: int, i: int, horizon: int
+) -> float:
+    """The documented expression of one feature, over plain slices of the window."""
+    window, prior = column[lo : i + 1], column[lo:i]
+    match agg.function:
+        case "count":
+            return float(i + 1 - lo)
+        case "sum":
+            return float(sum(window))
+        case "min":
+            return float(min(window))
+        case "max":
+            return float(max(window))
+        case "mean":
+            return float(sum(window)) / len(window)
+        case "std":
+            return _plain_std(window)
+        case "count_distinct":
+            return float(len(set(window)))
+        case "last":
+            return float(prior[-1]) if prior else 0.0
+        case "zscore":
+            if len(prior) < 2:
+                return 0.0
+            mean = float(sum(prior)) / len(prior)
+            sd = _plain_std(prior)
+            if sd <= 1e-9 * max(1.0, abs(mean)):
+                return 0.0
+            return (float(column[i]) - mean) / sd
+        case "seconds_since_previous":
+            cap = agg.window_ms / 1000.0
+            return cap if i <= horizon else min((times[i] - times[i - 1]) / 1000.0, cap)
+    raise AssertionError(agg.function)
+
+
+def _bits(values: tuple[float, ...] | list[float]) -> bytes:
+    return b"".join(struct.pack("<d", v) for v in values)
+
+
+_EXACT_AMOUNTS = st.one_of(
+    st.sampled_from([0.0, -0.0, 0.1, 7.5, 1e9]), st.floats(-1e6, 1e6, allow_nan=False)
+)
+_EXACT_OFFSETS = st.one_of(
+    st.integers(0, 480).map(lambda minute: minute * 60_000),  # many ties
+    st.integers(0, 8 * 3_600_000),
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    events=st.lists(
+        st.tuples(_EXACT_OFFSETS, _EXACT_AMOUNTS, st.sampled_from(["5411", "5816", "5732"])),
+        min_size=20,
+        max_size=120,
+    ),
+    lateness_min=st.sampled_from([0, 5, 90]),
+    in_order=st.booleans(),
+)
+def test_kernel_is_bit_identical_to_the_plain_expressions(
+    events: list[tuple[int, float, str]], lateness_min: int, in_order: bool
+) -> None:
+    """Same floats to the bit, late flags and retained events as the plain definition.
+
+    The plain model keeps every accepted event (eviction only drops events behind every
+    later horizon) and computes each feature from scratch over slices of them, so a kernel
+    that sums in another order or starts a window elsewhere fails here even when it is
+    `close` to the reference.
+    """
+    windows = [timedelta(minutes=m) for m in (10, 60, 240)]
+    aggs = [Aggregation(f"count_{i}", "count", w) for i, w in enumerate(windows)]
+    aggs += [
+        Aggregation(f"{fn}_{source}_{i}", fn, windows[i], source=source)  # type: ignore[arg-type]
+        for fn in ("sum", "min", "max", "mean", "std", "zscore", "last")
+        for source, slots in (("amount", (0, 1, 2)), ("event_time", (1,)))
+        for i in slots
+    ]
+    aggs += [
+        Aggregation(f"distinct_{i}", "count_distinct", w, source="mcc")
+        for i, w in enumerate(windows)
+    ]
+    aggs += [Aggregation(f"since_{i}", "seconds_since_previous", windows[i]) for i in (1, 2)]
+    view = FeatureView(
+        name="card",
+        entity=Entity("card", "card_id"),
+        aggregations=tuple(aggs),
+        allowed_lateness=timedelta(minutes=lateness_min),
+    )
+    if in_order:
+        events = sorted(events, key=lambda e: e[0])
+    kernel = ViewKernel(view)
+    state = kernel.new_state()
+    lateness = lateness_min * 60_000
+    times: list[int] = []
+    rows: list[dict[str, Any]] = []
+    watermark: int | None = None
+    for offset, amount, mcc in events:
+        t = _T0 + offset
+        row = {"amount": amount, "mcc": mcc, "event_time": t}
+        got, got_late = kernel.apply(state, t, tuple(row[s] for s in kernel.sources))
+
+        late = watermark is not None and t < watermark - lateness
+        mark = t if watermark is None else max(watermark, t)
+        i = bisect_right(times, t)
+        with_t, with_row = [*times[:i], t, *times[i:]], [*rows[:i], row, *rows[i:]]
+        horizon = bisect_right(with_t, mark - view.retention_ms)
+        want = []
+        for agg in view.aggregations:
+            lo = min(max(bisect_right(with_t, t - agg.window_ms), horizon), i)
+            column = [r[agg.source] for r in with_row] if agg.source else []
+            want.append(_plain_feature(agg, with_t, column, lo, i, horizon))
+        assert (_bits(got), got_late) == (_bits(want), late), (t, got, want)
+        if not late:
+            times, rows, watermark = with_t, with_row, mark
+
+    kept = len(state.times)
+    assert state.times == times[len(times) - kept :]
+    for source, column in zip(kernel.sources, state.columns, strict=True):
+        assert column == [r[source] for r in rows[len(rows) - kept :]]
+    assert state.max_time == watermark
+    assert pickle.loads(pickle.dumps(state)) == state
 
 
 @pytest.mark.parametrize("amount", [0.0, 1.0, 99.99, 12_345.5])
