@@ -9,6 +9,11 @@ skips every offset at or below the partition's committed app-transaction version
 
 delta-rs does not skip an already-committed app transaction by itself, hence the checks.
 
+Commits can run off the caller's thread: `cut()` takes the buffer as `Rows`, and
+`write(rows)` commits them from any one thread at a time — skipping rows whose offsets the
+table's app transactions already cover, so re-writing `Rows` kept in a snapshot after a
+crash adds nothing twice. `Rows` travel in snapshots as Arrow IPC bytes.
+
 Log checkpoints are written on a background thread every `checkpoint_every` versions, not
 by delta-rs's post-commit hook: that hook runs inside the commit, on the dataflow's worker
 thread, and measured ~300 ms against a ~50 ms commit — a stall every hundred epochs.
@@ -20,6 +25,7 @@ import contextlib
 import threading
 from collections import defaultdict
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import pyarrow as pa
 import pyarrow.dataset as ds
@@ -34,7 +40,7 @@ from deltalake.exceptions import DeltaError, TableNotFoundError
 
 from streams.errors import StoreError
 
-__all__ = ["DeltaAppender", "ensure_table"]
+__all__ = ["DeltaAppender", "Rows", "ensure_table"]
 
 _NO_HOOKS = PostCommitHookProperties(create_checkpoint=False, cleanup_expired_logs=False)
 
@@ -64,6 +70,38 @@ def ensure_table(
         raise StoreError(msg) from exc
 
 
+@dataclass(frozen=True)
+class Rows:
+    """Rows cut from an appender's buffer for one commit: the table and its top offsets."""
+
+    table: pa.Table
+    offsets: dict[int, int]  # source partition -> highest source offset in `table`
+
+    @classmethod
+    def of(cls, table: pa.Table) -> Rows:
+        """`table` (columns `source_partition`, `source_offset` required) as `Rows`."""
+        grouped = table.group_by("source_partition").aggregate([("source_offset", "max")])
+        offsets = dict(
+            zip(
+                grouped.column("source_partition").to_pylist(),
+                grouped.column("source_offset_max").to_pylist(),
+                strict=True,
+            )
+        )
+        return cls(table, offsets)
+
+    def to_ipc(self) -> bytes:
+        """The rows as an Arrow IPC stream (what a snapshot keeps)."""
+        sink = pa.BufferOutputStream()
+        with pa.ipc.new_stream(sink, self.table.schema) as writer:
+            writer.write_table(self.table)
+        return sink.getvalue().to_pybytes()  # type: ignore[no-any-return]
+
+    @classmethod
+    def from_ipc(cls, data: bytes) -> Rows:
+        return cls.of(pa.ipc.open_stream(data).read_all())
+
+
 class DeltaAppender:
     """Buffers rows of one table and commits them idempotently per source partition."""
 
@@ -88,14 +126,13 @@ class DeltaAppender:
         self._table = ensure_table(
             uri, schema, partition_by=partition_by, storage_options=storage_options
         )
+        self._lock = threading.Lock()  # the table handle, shared with a committer thread
         self._resumed = resume_version is not None
         self._committed: dict[int, int] = {}
         self._skip: dict[int, set[int]] = defaultdict(set)
         if resume_version is not None:
             self._load_skip(resume_version)
         self._buffer: list[pa.Table] = []
-        self._max_offsets: dict[int, int] = {}
-        self._first_uncovered: int | None = None
         self.rows_buffered = 0
 
     def _app(self, partition: int) -> str:
@@ -127,9 +164,13 @@ class DeltaAppender:
         """The highest offset of `partition` committed by this app (-1 if none)."""
         version = self._committed.get(partition)
         if version is None:
-            found = self._table.transaction_version(self._app(partition))
-            version = self._committed[partition] = -1 if found is None else int(found)
+            with self._lock:
+                version = self._committed.setdefault(partition, self._table_version(partition))
         return version
+
+    def _table_version(self, partition: int) -> int:
+        found = self._table.transaction_version(self._app(partition))
+        return -1 if found is None else int(found)
 
     def accepts(self, partition: int, offset: int) -> bool:
         """False for a replayed record this table already holds."""
@@ -143,49 +184,62 @@ class DeltaAppender:
             return
         self._buffer.append(table)
         self.rows_buffered += table.num_rows
-        grouped = table.group_by("source_partition").aggregate([("source_offset", "max")])
-        for p, o in zip(
-            grouped.column("source_partition").to_pylist(),
-            grouped.column("source_offset_max").to_pylist(),
-            strict=True,
-        ):
-            if o > self._max_offsets.get(p, -1):
-                self._max_offsets[p] = o
+
+    def cut(self) -> Rows | None:
+        """Take the buffered rows for `write` (None if nothing is buffered)."""
+        if not self._buffer:
+            return None
+        rows = Rows.of(pa.concat_tables(self._buffer))
+        self._buffer.clear()
+        self.rows_buffered = 0
+        return rows
 
     def commit(self) -> int | None:
         """Commit the buffer as one Delta version; returns it (None if nothing buffered)."""
-        if not self._buffer:
+        rows = self.cut()
+        return None if rows is None else self.write(rows)
+
+    def write(self, rows: Rows) -> int | None:
+        """Commit `rows` as one version, unless the table already holds them (then None).
+
+        Call from one thread at a time; `accepts` may run concurrently on another.
+        """
+        with self._lock:
+            self._table.update_incremental()
+            held = {p: self._table_version(p) for p in rows.offsets}
+        if all(held[p] >= o for p, o in rows.offsets.items()):
             return None
-        data = pa.concat_tables(self._buffer)
-        txns = []
-        for p, o in sorted(self._max_offsets.items()):
-            version = max(o, self.committed_version(p))
-            txns.append(Transaction(app_id=self._app(p), version=version))
-        try:
-            write_deltalake(
-                self._table,
-                data,
-                mode="append",
-                partition_by=self._partition_by,
-                commit_properties=CommitProperties(app_transactions=txns),
-                post_commithook_properties=_NO_HOOKS,
-            )
-        except (DeltaError, OSError) as exc:
-            msg = f"Delta commit of {data.num_rows} rows to {self.uri!r} failed: {exc}"
-            raise StoreError(msg) from exc
-        self._table.update_incremental()
-        version = self._table.version()
+        txns = [
+            Transaction(app_id=self._app(p), version=max(o, held[p]))
+            for p, o in sorted(rows.offsets.items())
+        ]
+        with self._lock:
+            try:
+                write_deltalake(
+                    self._table,
+                    rows.table,
+                    mode="append",
+                    partition_by=self._partition_by,
+                    commit_properties=CommitProperties(app_transactions=txns),
+                    post_commithook_properties=_NO_HOOKS,
+                )
+            except (DeltaError, OSError) as exc:
+                msg = f"Delta commit of {rows.table.num_rows} rows to {self.uri!r} failed: {exc}"
+                raise StoreError(msg) from exc
+            self._table.update_incremental()
+            version = self._table.version()
         for txn in txns:
             partition = int(txn.app_id.rsplit(".", 1)[1])
             self._committed[partition] = txn.version
-        if self._first_uncovered is None:
-            self._first_uncovered = version
         if version % self._checkpoint_every == 0:
             self._checkpoint_in_background(version)
-        self._buffer.clear()
-        self._max_offsets.clear()
-        self.rows_buffered = 0
         return version
+
+    def resume_version(self) -> int:
+        """The first version rows written from now on can land in (nothing in flight)."""
+        with self._lock:
+            self._table.update_incremental()
+            return self._table.version() + 1
 
     def _checkpoint_in_background(self, version: int) -> None:
         """Checkpoint the log off the worker thread (one at a time; a busy one skips)."""
@@ -207,9 +261,4 @@ class DeltaAppender:
     def snapshot_version(self) -> int:
         """Commit, then the first version a replay from this point might find rows in."""
         self.commit()
-        first = self._first_uncovered
-        self._first_uncovered = None
-        if first is None:
-            self._table.update_incremental()
-            first = self._table.version() + 1
-        return first
+        return self.resume_version()

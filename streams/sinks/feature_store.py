@@ -3,14 +3,16 @@
 Per batch: replays the Delta table already holds are dropped; the rest go to Redis at once
 (compare-and-set, sent while the next batch computes), to the `features` topic at once,
 and into Delta buffers. At each epoch snapshot (and when a buffer is large) the Redis
-write in flight is awaited and the Kafka producer flushed, then Delta commits — so
-whatever Delta holds was also acknowledged by Redis and Kafka, and whatever it does not
-hold will be replayed into all three stores.
+write in flight is awaited and the Kafka producer flushed, then the Delta buffers are cut
+and committed in the background (`delta_commits`) — so whatever Delta holds was also
+acknowledged by Redis and Kafka, whatever a snapshot covers is in Delta or in the
+snapshot, and whatever it does not cover will be replayed into all three stores.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import redis
 from bytewax.outputs import FixedPartitionedSink, StatefulSinkPartition
@@ -23,6 +25,7 @@ from schemas.records import Transaction
 from streams import delta_tables
 from streams.features.decode import Decoded
 from streams.sinks.delta_appender import DeltaAppender
+from streams.sinks.delta_commits import BackgroundCommits
 from streams.sinks.kafka_outbox import KafkaOutbox
 from streams.sinks.online import RedisOnlineWriter
 
@@ -48,10 +51,10 @@ class FeatureStoreConfig:
     schema_registry: dict[str, str] | None = None  # {"url": ...}: Confluent framing
 
 
-class FeatureStorePartition(StatefulSinkPartition[StoreItem, dict[str, int]]):
+class FeatureStorePartition(StatefulSinkPartition[StoreItem, dict[str, Any]]):
     """One sink partition's writers; its snapshot is the Delta replay point per table."""
 
-    def __init__(self, config: FeatureStoreConfig, part: str, resume: dict[str, int] | None):
+    def __init__(self, config: FeatureStoreConfig, part: str, resume: dict[str, Any] | None):
         fs = config.feature_set
         self._fs = fs
         self._online = (
@@ -94,6 +97,9 @@ class FeatureStorePartition(StatefulSinkPartition[StoreItem, dict[str, int]]):
                     resume_version=resume.get("transactions"),
                     storage_options=config.delta_storage_options,
                 )
+        appenders = {"features": self._features, "transactions": self._raw}
+        self._delta = BackgroundCommits({k: a for k, a in appenders.items() if a is not None})
+        self._delta.restore(resume)
 
     def write_batch(self, items: list[StoreItem]) -> None:
         features = self._features
@@ -126,36 +132,30 @@ class FeatureStorePartition(StatefulSinkPartition[StoreItem, dict[str, int]]):
                 if rows:
                     raw.add(delta_tables.transactions_table(rows))
             if features.rows_buffered >= self._commit_rows:
-                self._commit()
+                self._acknowledge()
+                self._delta.submit()
 
-    def _commit(self) -> None:
-        """Redis and Kafka acknowledged first, then Delta: Delta never holds what they lack."""
+    def _acknowledge(self) -> None:
+        """Wait until Redis and Kafka hold everything written: Delta never holds more."""
         if self._online is not None:
             self._online.drain()
         if self._outbox is not None:
             self._outbox.flush()
-        for appender in (self._features, self._raw):
-            if appender is not None:
-                appender.commit()
 
-    def snapshot(self) -> dict[str, int]:
-        self._commit()
-        state: dict[str, int] = {}
-        if self._features is not None:
-            state["features"] = self._features.snapshot_version()
-        if self._raw is not None:
-            state["transactions"] = self._raw.snapshot_version()
-        return state
+    def snapshot(self) -> dict[str, Any]:
+        self._acknowledge()
+        return self._delta.snapshot()
 
     def close(self) -> None:
         try:
-            self._commit()
+            self._acknowledge()
+            self._delta.close()
         finally:
             if self._online is not None:
                 self._online.close()
 
 
-class FeatureStoreSink(FixedPartitionedSink[StoreItem, dict[str, int]]):
+class FeatureStoreSink(FixedPartitionedSink[StoreItem, dict[str, Any]]):
     """`partitions` sink partitions, routed by entity key; each writes all three stores."""
 
     def __init__(self, config: FeatureStoreConfig, *, partitions: int = 1) -> None:
@@ -166,6 +166,6 @@ class FeatureStoreSink(FixedPartitionedSink[StoreItem, dict[str, int]]):
         return self._parts
 
     def build_part(
-        self, step_id: str, for_part: str, resume_state: dict[str, int] | None
+        self, step_id: str, for_part: str, resume_state: dict[str, Any] | None
     ) -> FeatureStorePartition:
         return FeatureStorePartition(self._config, for_part, resume_state)
