@@ -17,9 +17,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any
 
 import redis
-from redis.client import Pipeline
+from redis.exceptions import NoScriptError
 
 from schemas.features import FeatureSet, FeatureVector
 from schemas.features.online import encode_hash, entity_key
@@ -63,7 +64,7 @@ class RedisOnlineWriter:
         self._client = client
         self._feature_set = feature_set
         self._prefix = prefix
-        self._script = client.register_script(CAS_SCRIPT)
+        self._sha = client.script_load(CAS_SCRIPT)
         self._ttls = [str(int(v.ttl.total_seconds() * 1000)) for v in feature_set.views]
         self._entities = [v.entity.name for v in feature_set.views]
         self._executor: ThreadPoolExecutor | None = None
@@ -75,17 +76,16 @@ class RedisOnlineWriter:
         Within the batch only the newest vector per entity key is sent.
         """
         self.drain()
-        pipe, keys = self._commands(vectors)
-        return self._execute(pipe, keys)
+        return self._execute(self._calls(vectors))
 
     def submit(self, vectors: Iterable[FeatureVector]) -> None:
         """Start writing `vectors` in the background, after the previous submit completed."""
-        pipe, keys = self._commands(vectors)
+        calls = self._calls(vectors)
         self.drain()
-        if keys:
+        if calls:
             if self._executor is None:
                 self._executor = ThreadPoolExecutor(1, thread_name_prefix="redis-online")
-            self._in_flight = self._executor.submit(self._execute, pipe, keys)
+            self._in_flight = self._executor.submit(self._execute, calls)
 
     def drain(self) -> int:
         """Wait for the write in flight (if any); the keys it wrote. Raises its `StoreError`."""
@@ -101,7 +101,8 @@ class RedisOnlineWriter:
                 self._executor.shutdown()
                 self._executor = None
 
-    def _commands(self, vectors: Iterable[FeatureVector]) -> tuple[Pipeline, int]:
+    def _calls(self, vectors: Iterable[FeatureVector]) -> list[_Call]:
+        """The script calls writing the newest of `vectors` per key, `_KEYS_PER_CALL` each."""
         newest: dict[str, tuple[FeatureVector, str]] = {}
         for vector in vectors:
             for entity, entity_id, ttl in zip(self._entities, vector.keys, self._ttls, strict=True):
@@ -109,8 +110,8 @@ class RedisOnlineWriter:
                 held = newest.get(key)
                 if held is None or held[0].order_key <= vector.order_key:
                     newest[key] = (vector, ttl)
-        pipe = self._client.pipeline(transaction=False)
         items = list(newest.items())
+        calls: list[_Call] = []
         for start in range(0, len(items), _KEYS_PER_CALL):
             keys: list[str] = []
             args: list[bytes] = []
@@ -118,16 +119,33 @@ class RedisOnlineWriter:
                 f = encode_hash(vector)
                 keys.append(key)
                 args += (f["_t"], f["_p"], f["_o"], ttl.encode(), f["_m"], f["_v"])
-            self._script(keys=keys, args=args, client=pipe)
-        return pipe, len(items)
+            calls.append((keys, args))
+        return calls
 
-    @staticmethod
-    def _execute(pipe: Pipeline, keys: int) -> int:
-        if not keys:
+    def _execute(self, calls: list[_Call]) -> int:
+        """Run `calls` in one round trip (the script by its sha; loaded again if Redis lost it)."""
+        if not calls:
             return 0
         try:
-            results = pipe.execute()
+            results = self._run(calls)
+            lost = [c for c, r in zip(calls, results, strict=True) if isinstance(r, NoScriptError)]
+            if lost:  # a restarted or flushed server forgot the script
+                self._client.script_load(CAS_SCRIPT)
+                results = [r for r in results if not isinstance(r, NoScriptError)]
+                results += self._run(lost)
+            for result in results:
+                if isinstance(result, Exception):
+                    raise result
         except redis.RedisError as exc:
-            msg = f"Redis online store write of {keys} keys failed: {exc}"
+            msg = f"Redis online store write of {sum(len(k) for k, _ in calls)} keys failed: {exc}"
             raise StoreError(msg) from exc
         return sum(int(r) for r in results)
+
+    def _run(self, calls: list[_Call]) -> list[Any]:
+        pipe = self._client.pipeline(transaction=False)
+        for keys, args in calls:
+            pipe.evalsha(self._sha, len(keys), *keys, *args)
+        return pipe.execute(raise_on_error=False)
+
+
+_Call = tuple[list[str], list[bytes]]

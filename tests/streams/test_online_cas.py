@@ -78,3 +78,17 @@ def test_an_older_event_is_rejected_and_an_equal_one_is_idempotent(
     assert decode_hash(FRAUD_FEATURES, stored) == new
     ttl_ms = clean_redis.pttl(entity_key(FRAUD_FEATURES, "card", "c1", prefix="cas"))
     assert 0 < ttl_ms <= 30 * 86_400_000
+
+
+def test_background_writes_land_in_order_and_survive_a_flushed_script_cache(
+    clean_redis: redis.Redis,
+) -> None:
+    writer = RedisOnlineWriter(clean_redis, FRAUD_FEATURES, prefix="cas")
+    first, second = _vector("c1", 1_000, 0, 1), _vector("c1", 2_000, 0, 2)
+    writer.submit([first])
+    clean_redis.script_flush()  # as a restarted server would have it
+    writer.submit([second])
+    assert writer.drain() == 2
+    writer.close()
+    stored = clean_redis.hgetall(entity_key(FRAUD_FEATURES, "card", "c1", prefix="cas"))
+    assert decode_hash(FRAUD_FEATURES, stored) == second
