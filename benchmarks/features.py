@@ -8,14 +8,15 @@
    with `assign()` to EOF, decodes each value with the same codec and produces the value to
    another topic with the same producer options. Reported as pipeline / floor.
 3. Freshness: the live flow runs in a subprocess while a paced producer offers `--rate`
-   events/s for `--seconds`. Every `--sample-every`-th event is measured: its freshness is
-   the first time its card's Redis hash shows it (or a later event of the card, which
-   includes it) minus the time it was handed to the producer. Every `--poll-ms` the
-   poller sends one pipelined `HGET _m` (the metadata JSON holding the event id, see
-   `schemas.features.online`) per card with measured events outstanding, and stamps what
-   it sees with the reply time: figures are upper bounds by up to `--poll-ms` plus one
-   round trip. The freshness world has no late delivery, so every
-   event of a card eventually shows in or under a later one.
+   events/s for `--seconds`, once the worker has shown the `--warmup` events in Redis and
+   committed them to Delta (its first commit is start-up, not steady state). Every
+   `--sample-every`-th event is measured: its freshness is the first time its card's Redis
+   hash shows it (or a later event of the card, which includes it) minus the time it was
+   handed to the producer. Every `--poll-ms` the poller sends one pipelined `HGET _m` (the
+   metadata, event id first, see `schemas.features.online`) per card with measured events
+   outstanding, and stamps what it sees with the reply time: figures are upper bounds by
+   up to `--poll-ms` plus one round trip. The freshness world has no late delivery, so
+   every event of a card eventually shows in or under a later one.
 
 Run: `python benchmarks/features.py [--events 100000 --reps 3 --rate 10000 --seconds 10]`.
 """
@@ -23,6 +24,7 @@ Run: `python benchmarks/features.py [--events 100000 --reps 3 --rate 10000 --sec
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import subprocess
 import sys
@@ -54,6 +56,7 @@ from _common import (
 from _feature_worker import SPEC_ENV, WorkerSpec, feature_flow
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Producer, TopicPartition
 from deltalake import DeltaTable
+from deltalake.exceptions import TableNotFoundError
 from rich.console import Console
 from rich.table import Table
 
@@ -350,6 +353,27 @@ def _watch(
         time.sleep(poll_s)
 
 
+def _await_delta_rows(
+    spec: WorkerSpec, rows: int, worker: subprocess.Popen[bytes], *, timeout_s: float
+) -> None:
+    """Wait until the worker's Delta features table holds `rows` rows.
+
+    A worker's first Delta commit of a run costs ~10x a later one (table state, object
+    store and writer set-up); it is start-up, not steady state, so it ends the warm-up.
+    """
+    uri = table_uri(spec.delta_root, FEATURES)
+    deadline = time.monotonic() + timeout_s
+    while True:
+        if worker.poll() is not None:
+            raise RuntimeError(f"feature worker exited early with code {worker.returncode}")
+        with contextlib.suppress(TableNotFoundError):
+            if DeltaTable(uri).to_pyarrow_dataset().count_rows() >= rows:
+                return
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the live worker did not commit {rows} rows within {timeout_s}s")
+        time.sleep(0.1)  # polling interval of the deadline loop
+
+
 def _log_tail(path: Path, lines: int = 20) -> str:
     return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
 
@@ -381,6 +405,7 @@ def freshness(opts: Options, services: BenchServices, workdir: Path) -> dict[str
         _watch(warm, lambda: opts.warmup, worker, timeout_s=180, poll_s=0.05)
         if not warm.complete():
             raise RuntimeError("the live worker did not show the warm-up events within 180s")
+        _await_delta_rows(spec, opts.warmup, worker, timeout_s=180)
         probe = VisibilityProbe(
             client, keys, index_of, range(opts.warmup, total, opts.sample_every)
         )
