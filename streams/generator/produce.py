@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import msgspec
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
 from schemas.contracts import codec_for, registry_client
@@ -91,7 +92,7 @@ class _Deliveries:
 
 def _live(txn: Transaction, *, run_ms: int, index: int) -> Transaction:
     now_ms = time.time_ns() // 1_000_000
-    return dataclasses.replace(txn, event_id=f"live-{run_ms}-{index}", event_time=now_ms)
+    return msgspec.structs.replace(txn, event_id=f"live-{run_ms}-{index}", event_time=now_ms)
 
 
 def produce(
