@@ -198,7 +198,21 @@ def run_rate(
         "scoring_stage_p99_ms": percentile(scoring, 99),
         "target_p99_ms": TARGET_P99_MS,
         "meets_target": drained and p99 < TARGET_P99_MS,
+        "timeline": _timeline([(s, float(p - s)) for _, (p, s) in rows]),
     }
+
+
+def _timeline(stamped: Sequence[tuple[int, float]]) -> list[list[float]]:
+    """Per second of source time: `[second, events, p50 ms, max ms]` (stalls show here)."""
+    if not stamped:
+        return []
+    start = min(s for s, _ in stamped)
+    by_second: dict[int, list[float]] = {}
+    for source_ms, ms in stamped:
+        by_second.setdefault((source_ms - start) // 1000, []).append(ms)
+    return [
+        [second, len(v), percentile(v, 50), max(v)] for second, v in sorted(by_second.items())
+    ]
 
 
 def _first_transactions(items: Any, n: int) -> Any:
