@@ -295,6 +295,20 @@ class AvroCodec:
             return self._read(data, _CF_HEADER_LEN, self._confluent_writer(data))
         return self._decode_json(data)
 
+    def own_body_offset(self, data: bytes) -> int | None:
+        """Where the body of `data` starts if its header names this codec's own schema, else None.
+
+        Lets a reader of exactly this schema (`FeatureVectorReader`) skip `decode`. Confluent
+        ids count once registered or resolved by `decode`; the registry is never asked.
+        """
+        if data[:_SO_HEADER_LEN] == self._header:
+            return _SO_HEADER_LEN
+        if data[:1] == CONFLUENT_MAGIC and len(data) >= _CF_HEADER_LEN:
+            writer = self._by_id.get(int.from_bytes(data[1:_CF_HEADER_LEN], "big"))
+            if writer is not None and writer.reader is None:
+                return _CF_HEADER_LEN
+        return None
+
     def detect_framing(self, data: bytes) -> Framing:
         """The framing of `data`; see the module function `detect_framing`."""
         return detect_framing(data)

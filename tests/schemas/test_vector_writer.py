@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import struct
-from datetime import timedelta
-from functools import cache
 from io import BytesIO
 from typing import Any
 
@@ -13,53 +11,12 @@ from confluent_kafka.schema_registry import SchemaRegistryClient
 from fastavro import parse_schema, schemaless_writer
 from hypothesis import given
 from hypothesis import strategies as st
-from msgspec.structs import replace
 
 from schemas.codec import AvroCodec, EncodeError, Framing
-from schemas.features import Aggregation, Entity, FeatureSet, FeatureView, Identity
+from schemas.features import FeatureSet
 from schemas.features.fraud import FRAUD_FEATURES
 from schemas.features.vector import FeatureVector, FeatureVectorWriter, feature_vector_schema
-
-TINY = FeatureSet(
-    name="tiny",
-    request_features=(Identity("amount", source="amount"),),
-    views=(
-        FeatureView(
-            name="merchant",
-            entity=Entity("merchant", key_field="merchant_id"),
-            aggregations=(Aggregation("merchant_count_1h", "count", timedelta(hours=1)),),
-        ),
-    ),
-)
-FEATURE_SETS = {fs.name: fs for fs in (FRAUD_FEATURES, TINY)}
-
-_longs = st.integers(-(2**63), 2**63 - 1) | st.integers(0, 2**42)  # any, and epoch-millis-like
-_doubles = st.floats(allow_nan=True, allow_infinity=True, allow_subnormal=True) | st.sampled_from(
-    [-0.0, float("nan"), float("-inf"), 5e-324, -2.2250738585072014e-308]
-)
-_texts = st.text() | st.sampled_from(["", "é", "卡-7", "\U0001f4b3", "\x00"])
-
-
-@st.composite
-def _vectors(draw: st.DrawFn, feature_set: FeatureSet) -> FeatureVector:
-    n_keys, n_values = len(feature_set.entities), len(feature_set.feature_names)
-    return FeatureVector(
-        event_id=draw(_texts),
-        keys=tuple(draw(st.lists(_texts, min_size=n_keys, max_size=n_keys))),
-        event_time=draw(_longs),
-        source_timestamp=draw(_longs),
-        source_partition=draw(st.integers(-(2**31), 2**31 - 1)),
-        source_offset=draw(_longs),
-        computed_at=draw(_longs),
-        definition_version=draw(st.just(feature_set.version) | _texts),
-        late=draw(st.booleans()),
-        values=tuple(draw(st.lists(_doubles, min_size=n_values, max_size=n_values))),
-    )
-
-
-_fs_and_vectors = st.sampled_from(list(FEATURE_SETS.values())).flatmap(
-    lambda fs: st.tuples(st.just(fs), _vectors(fs))
-)
+from tests.schemas.vector_cases import TINY, codecs, example, fs_and_vectors
 
 
 def _fastavro_body(feature_set: FeatureSet, record: dict[str, Any]) -> bytes:
@@ -68,48 +25,19 @@ def _fastavro_body(feature_set: FeatureSet, record: dict[str, Any]) -> bytes:
     return buf.getvalue()
 
 
-def _vector(feature_set: FeatureSet = FRAUD_FEATURES, **changes: Any) -> FeatureVector:
-    vector = FeatureVector(
-        event_id="e-1",
-        keys=tuple(f"{e.name}-1" for e in feature_set.entities),
-        event_time=1_700_000_000_123,
-        source_timestamp=1_700_000_000_150,
-        source_partition=3,
-        source_offset=2**40,
-        computed_at=1_700_000_000_190,
-        definition_version=feature_set.version,
-        late=False,
-        values=tuple(float(i) / 3 for i in range(len(feature_set.feature_names))),
-    )
-    return replace(vector, **changes)
-
-
-@given(_fs_and_vectors)
+@given(fs_and_vectors)
 def test_body_is_fastavros_bytes_for_any_vector(case: tuple[FeatureSet, FeatureVector]) -> None:
     feature_set, vector = case
     body = FeatureVectorWriter(feature_set).body(vector)
     assert body == _fastavro_body(feature_set, vector.to_avro(feature_set))
 
 
-@cache
-def _codecs(name: str) -> tuple[FeatureVectorWriter, AvroCodec, AvroCodec, AvroCodec]:
-    """Writer, single-object producer, Confluent producer, consumer (registry only)."""
-    schema = feature_vector_schema(FEATURE_SETS[name])
-    registry = SchemaRegistryClient.new_client({"url": f"mock://vector-writer-{name}"})
-    return (
-        FeatureVectorWriter(FEATURE_SETS[name]),
-        AvroCodec(schema),
-        AvroCodec(schema, registry=registry, topic="features"),
-        AvroCodec(schema, registry=registry),
-    )
-
-
-@given(_fs_and_vectors, st.sampled_from([Framing.SINGLE_OBJECT, Framing.CONFLUENT]))
+@given(fs_and_vectors, st.sampled_from([Framing.SINGLE_OBJECT, Framing.CONFLUENT]))
 def test_framed_body_equals_encode_and_round_trips_bit_exact(
     case: tuple[FeatureSet, FeatureVector], framing: Framing
 ) -> None:
     feature_set, vector = case
-    writer, single_object, confluent, consumer = _codecs(feature_set.name)
+    writer, single_object, confluent, consumer = codecs(feature_set.name)
     producer = single_object if framing is Framing.SINGLE_OBJECT else confluent
     data = producer.frame(writer.body(vector))
     assert producer.detect_framing(data) is framing
@@ -121,7 +49,7 @@ def test_framed_body_equals_encode_and_round_trips_bit_exact(
 def test_confluent_frame_registers_the_schema_on_first_use() -> None:
     registry = SchemaRegistryClient.new_client({"url": "mock://vector-writer-frame"})
     codec = AvroCodec(feature_vector_schema(TINY), registry=registry, topic="tiny-features")
-    data = codec.frame(FeatureVectorWriter(TINY).body(_vector(TINY)))
+    data = codec.frame(FeatureVectorWriter(TINY).body(example(TINY)))
     schema_id = registry.get_latest_version("tiny-features-value").schema_id
     assert schema_id is not None
     assert data[:5] == b"\x00" + schema_id.to_bytes(4, "big")
@@ -146,16 +74,16 @@ def test_a_vector_that_does_not_fit_is_an_encode_error_naming_it(
     changes: dict[str, Any], message: str
 ) -> None:
     with pytest.raises(EncodeError, match=r"event 'e-1' for 'fraud': " + message):
-        FeatureVectorWriter(FRAUD_FEATURES).body(_vector(**changes))
+        FeatureVectorWriter(FRAUD_FEATURES).body(example(**changes))
 
 
 def test_unencodable_text_is_an_encode_error() -> None:
     with pytest.raises(EncodeError, match="UnicodeEncodeError") as info:
-        FeatureVectorWriter(FRAUD_FEATURES).body(_vector(keys=("c-\ud800", "m-1")))
+        FeatureVectorWriter(FRAUD_FEATURES).body(example(keys=("c-\ud800", "m-1")))
     assert isinstance(info.value.__cause__, UnicodeEncodeError)
 
 
 def test_body_ends_with_late_the_keys_then_little_endian_doubles() -> None:
-    vector = _vector(TINY, values=(-0.0, float("inf")))
+    vector = example(TINY, values=(-0.0, float("inf")))
     body = FeatureVectorWriter(TINY).body(vector)
     assert body.endswith(b"\x00\x14merchant-1" + struct.pack("<2d", -0.0, float("inf")))
