@@ -26,7 +26,7 @@ import numpy.typing as npt
 from schemas.codec import AvroCodec
 from schemas.errors import ContractError
 from schemas.features import FeatureSet, FeatureVector, feature_vector_schema
-from schemas.features.vector import FeatureVectorReader
+from schemas.features.vector_avro import FeatureVectorReader
 from schemas.records import DeadLetter
 from serving.drift import DriftReference
 from serving.errors import ModelNotFound, ServingError

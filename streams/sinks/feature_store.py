@@ -20,7 +20,7 @@ from bytewax.outputs import FixedPartitionedSink, StatefulSinkPartition
 from schemas.codec import AvroCodec
 from schemas.contracts import registry_client
 from schemas.features import FeatureSet, FeatureVector, feature_vector_schema
-from schemas.features.vector import FeatureVectorWriter
+from schemas.features.vector_avro import FeatureVectorWriter
 from schemas.records import Transaction
 from streams import delta_tables
 from streams.features.decode import Decoded

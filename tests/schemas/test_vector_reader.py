@@ -15,7 +15,8 @@ from msgspec.structs import astuple
 from schemas.codec import AvroCodec, DecodeError, Framing
 from schemas.features import FeatureSet
 from schemas.features.fraud import FRAUD_FEATURES
-from schemas.features.vector import FeatureVector, FeatureVectorReader, feature_vector_schema
+from schemas.features.vector import FeatureVector, feature_vector_schema
+from schemas.features.vector_avro import FeatureVectorReader
 from tests.schemas.vector_cases import FEATURE_SETS, TINY, codecs, example, fs_and_vectors
 
 READERS = {name: FeatureVectorReader(fs) for name, fs in FEATURE_SETS.items()}

@@ -15,7 +15,8 @@ from hypothesis import strategies as st
 from schemas.codec import AvroCodec, EncodeError, Framing
 from schemas.features import FeatureSet
 from schemas.features.fraud import FRAUD_FEATURES
-from schemas.features.vector import FeatureVector, FeatureVectorWriter, feature_vector_schema
+from schemas.features.vector import FeatureVector, feature_vector_schema
+from schemas.features.vector_avro import FeatureVectorWriter
 from tests.schemas.vector_cases import TINY, codecs, example, fs_and_vectors
 
 

@@ -13,7 +13,8 @@ from msgspec.structs import replace
 from schemas.codec import AvroCodec
 from schemas.features import Aggregation, Entity, FeatureSet, FeatureView, Identity
 from schemas.features.fraud import FRAUD_FEATURES
-from schemas.features.vector import FeatureVector, FeatureVectorWriter, feature_vector_schema
+from schemas.features.vector import FeatureVector, feature_vector_schema
+from schemas.features.vector_avro import FeatureVectorWriter
 
 TINY = FeatureSet(
     name="tiny",
