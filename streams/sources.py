@@ -22,11 +22,15 @@ __all__ = ["DeltaTransactionsSource", "kafka_source"]
 
 
 def kafka_source(
-    client_config: Mapping[str, str], topic: str, *, bounded: bool, batch_size: int = 500
+    client_config: Mapping[str, str], topic: str, *, bounded: bool, batch_size: int = 200
 ) -> KafkaSource:
     """Every partition of `topic` from the beginning (or the recovery snapshot).
 
     Bounded, it stops at each partition's end as of reading; live, it tails forever.
+    `batch_size` bounds the records one poll takes from a partition: the feature worker
+    runs each poll's records through every step as one wave, so it bounds the wave too
+    (at 10,000 events/s, 200 measured p99 freshness 260-320 ms vs 314-503 ms at 500;
+    100 cost throughput).
     """
     config = dict(client_config)
     config.setdefault("fetch.wait.max.ms", "10")  # an idle partition answers fast: freshness
