@@ -12,7 +12,7 @@ delta-rs does not skip an already-committed app transaction by itself, hence the
 Commits can run off the caller's thread: `cut()` takes the buffer as `Rows`, and
 `write(rows)` commits them from any one thread at a time — skipping rows whose offsets the
 table's app transactions already cover, so re-writing `Rows` kept in a snapshot after a
-crash adds nothing twice. `Rows` travel in snapshots as Arrow IPC bytes.
+crash adds nothing twice. `Rows` pickle as Arrow IPC bytes.
 
 Log checkpoints are written on a background thread every `checkpoint_every` versions, not
 by delta-rs's post-commit hook: that hook runs inside the commit, on the dataflow's worker
@@ -26,6 +26,7 @@ import threading
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.dataset as ds
@@ -90,8 +91,12 @@ class Rows:
         )
         return cls(table, offsets)
 
+    def __reduce__(self) -> tuple[Any, tuple[bytes]]:
+        """Pickle as Arrow IPC bytes, built only when pickled (a snapshot with recovery on)."""
+        return (Rows.from_ipc, (self.to_ipc(),))
+
     def to_ipc(self) -> bytes:
-        """The rows as an Arrow IPC stream (what a snapshot keeps)."""
+        """The rows as an Arrow IPC stream (the stable form a snapshot keeps)."""
         sink = pa.BufferOutputStream()
         with pa.ipc.new_stream(sink, self.table.schema) as writer:
             writer.write_table(self.table)
