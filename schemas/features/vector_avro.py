@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import struct
 
+from schemas._avro_binary import BadBodyError, body_error, millis_at, text_at, varint_at
 from schemas._json_input import FieldError, to_datum
 from schemas.codec import DecodeError, EncodeError, canonical_fingerprint
 from schemas.features.definition import FeatureSet
@@ -120,55 +121,6 @@ class FeatureVectorWriter:
 # -- reading -------------------------------------------------------------------------
 
 
-class _BadBodyError(Exception):
-    """A check in `FeatureVectorReader.read` failed; `_Walk` finds which one and why."""
-
-
-_SHIFTS = tuple(range(0, 70, 7))  # a 64-bit varint has at most 10 groups of 7 bits
-
-
-def _varint(data: bytes, pos: int) -> tuple[int, int]:
-    """The unsigned varint at `pos` and the position after it; over 64 bits is an error."""
-    z = 0
-    for shift in _SHIFTS:
-        b = data[pos]
-        pos += 1
-        z |= (b & 0x7F) << shift
-        if b < 0x80:
-            if z >> 64:
-                raise _BadBodyError
-            return z, pos
-    raise _BadBodyError
-
-
-def _long_at(data: bytes, pos: int) -> tuple[int, int]:
-    """The Avro `long` at `pos` and the position after it."""
-    z, pos = _varint(data, pos)
-    return z >> 1 ^ -(z & 1), pos
-
-
-# Epoch millis until 2039 are 6-byte varints, read in one unpack: `_M<i>[b]` is the bits
-# of byte b as byte i of one, or `_NOT` if b cannot be there (5 continued, then 1 last).
-_NOT = 1 << 64
-_M0, _M1, _M2, _M3, _M4 = (
-    [(b & 0x7F) << 7 * i if b > 0x7F else _NOT for b in range(256)] for i in range(5)
-)
-_M5 = [b << 35 if b < 0x80 else _NOT for b in range(256)]
-_SIX_BYTES = struct.Struct("<6B").unpack_from
-
-
-def _millis_at(data: bytes, pos: int) -> tuple[int, int]:
-    """`_long_at` for a timestamp: a 6-byte varint in one unpack, any other by `_varint`."""
-    try:
-        b0, b1, b2, b3, b4, b5 = _SIX_BYTES(data, pos)
-    except struct.error:  # fewer than 6 bytes left
-        return _long_at(data, pos)
-    z = _M0[b0] | _M1[b1] | _M2[b2] | _M3[b3] | _M4[b4] | _M5[b5]
-    if z >> 42:
-        return _long_at(data, pos)
-    return z >> 1 ^ -(z & 1), pos + 6
-
-
 class FeatureVectorReader:
     """Reads the Avro binary body of `feature_vector_schema(feature_set)` into a vector.
 
@@ -214,35 +166,35 @@ class FeatureVectorReader:
         try:
             b = data[offset]
             if b & 0x81:
-                event_id, pos = self._text(data, offset)
+                event_id, pos = text_at(data, offset)
             else:
                 pos = offset + 1 + (b >> 1)
                 event_id = data[offset + 1 : pos].decode()
-            event_time, pos = _millis_at(data, pos)
-            source_timestamp, pos = _millis_at(data, pos)
+            event_time, pos = millis_at(data, pos)
+            source_timestamp, pos = millis_at(data, pos)
             partition = data[pos]
             if partition < 0x80:
                 pos += 1
             else:
-                partition, pos = _varint(data, pos)
+                partition, pos = varint_at(data, pos)
                 if partition >> 32:
-                    raise _BadBodyError
-            z, pos = _varint(data, pos)
-            computed_at, pos = _millis_at(data, pos)
+                    raise BadBodyError
+            z, pos = varint_at(data, pos)
+            computed_at, pos = millis_at(data, pos)
             if data.startswith(self._version_avro, pos):
                 version = self._version
                 pos += len(self._version_avro)
             else:
-                version, pos = self._text(data, pos)
+                version, pos = text_at(data, pos)
             late = data[pos]
             if late > 1:
-                raise _BadBodyError
+                raise BadBodyError
             pos += 1
             keys = []
             for _ in self._keys:
                 b = data[pos]
                 if b & 0x81:
-                    key, pos = self._text(data, pos)
+                    key, pos = text_at(data, pos)
                 else:
                     end = pos + 1 + (b >> 1)
                     key = data[pos + 1 : end].decode()
@@ -250,8 +202,8 @@ class FeatureVectorReader:
                 keys.append(key)
             values = self._doubles.unpack_from(data, pos)
             if pos + self._doubles.size != len(data):
-                raise _BadBodyError
-        except (_BadBodyError, IndexError, ValueError, struct.error) as exc:
+                raise BadBodyError
+        except (BadBodyError, IndexError, ValueError, struct.error) as exc:
             # A string cut short slices short, but the next field then starts past the end.
             raise self._error(data, offset, exc) from exc
         return FeatureVector(
@@ -267,84 +219,6 @@ class FeatureVectorReader:
             values,
         )
 
-    @staticmethod
-    def _text(data: bytes, pos: int) -> tuple[str, int]:
-        """The Avro `string` at `pos` of any length, and the position after it."""
-        z, pos = _varint(data, pos)
-        if z & 1:  # a negative length
-            raise _BadBodyError
-        end = pos + (z >> 1)
-        return data[pos:end].decode(), end
-
     def _error(self, data: bytes, offset: int, exc: Exception) -> DecodeError:
         """The error naming the field `read` failed on: the body walked again, carefully."""
-        where = f"cannot decode {self._name}"
-        size = len(data)
-        schema = f"writer schema {self._fingerprint.hex()}"
-        walk = _Walk(data, offset)
-        for name, avro_type in self._fields:
-            start = walk.pos
-            problem = walk.field(avro_type)
-            if problem is not None:
-                what, detail = problem
-                return DecodeError(
-                    f"{where}: {what} ({size} bytes, {schema}): field {name!r} ({avro_type}) "
-                    f"at byte {start}: {detail}"
-                )
-        end = walk.pos
-        if end != size:
-            shown = data[end : end + 16].hex(" ") + (" ..." if size - end > 16 else "")
-            return DecodeError(
-                f"{where}: {size - end} trailing bytes after the record (record ends at byte "
-                f"{end} of {size}, {schema}): {shown}"
-            )
-        return DecodeError(f"{where}: invalid Avro body ({schema}): {type(exc).__name__}: {exc}")
-
-
-_TRUNCATED, _INVALID = "truncated payload", "invalid Avro body"
-
-
-class _Walk:
-    """Steps over a body one field at a time with every check, to say what is wrong."""
-
-    def __init__(self, data: bytes, pos: int) -> None:
-        self.data = data
-        self.pos = pos
-
-    def field(self, avro_type: str) -> tuple[str, str] | None:
-        """Step over one field: None, or (problem, detail) if it cannot be read."""
-        data, pos = self.data, self.pos
-        left = max(len(data) - pos, 0)
-        if avro_type in ("double", "boolean"):
-            need = 8 if avro_type == "double" else 1
-            self.pos += need
-            if left < need:
-                return _TRUNCATED, f"{need} bytes needed, {left} left"
-            if need == 1 and data[pos] > 1:
-                return _INVALID, f"byte {data[pos]:02x}, expected 00 or 01"
-            return None
-        size = 1  # of the varint
-        while size <= min(left, 10) and data[pos + size - 1] > 0x7F:
-            size += 1
-        if size > 10:
-            return _INVALID, f"varint longer than 10 bytes: {data[pos : pos + 11].hex(' ')} ..."
-        if size > left:
-            return _TRUNCATED, f"varint cut short after {left} bytes: {data[pos:].hex(' ')}"
-        z = sum((b & 0x7F) << 7 * i for i, b in enumerate(data[pos : pos + size]))
-        n = z >> 1 ^ -(z & 1)
-        self.pos += size
-        if z >> 64 or (avro_type == "int" and z >> 32):
-            return _INVALID, f"{n} is outside the Avro {'long' if z >> 64 else 'int'} range"
-        if avro_type != "string":
-            return None
-        if n < 0:
-            return f"{_INVALID} (negative length)", f"length {n}"
-        text = data[self.pos : self.pos + n]
-        self.pos += n
-        if len(text) < n:
-            return _TRUNCATED, f"a string of {n} bytes, {len(text)} left"
-        try:
-            text.decode()
-        except UnicodeDecodeError as exc:
-            return _INVALID, f"not UTF-8: {exc}"
-        return None
+        return body_error(self._name, self._fingerprint, self._fields, data, offset, exc)

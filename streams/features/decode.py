@@ -12,6 +12,7 @@ import msgspec
 from schemas.codec import AvroCodec
 from schemas.errors import ContractError
 from schemas.records import DeadLetter, Label, Transaction
+from schemas.records_avro import TransactionReader
 
 __all__ = ["Decoded", "SourceRecord", "dead_letter", "decode_label", "decode_transaction"]
 
@@ -78,14 +79,22 @@ def _decoder(
     build: Callable[[dict[str, object]], T],
     check: Callable[[T], str | None],
     step: str,
+    read: Callable[[bytes, int], T] | None = None,
 ) -> Callable[[SourceRecord], Decoded[T] | DeadLetter]:
+    """`read(value, body offset)`, if given, reads bodies in the codec's own schema."""
+
     def decode(source: SourceRecord) -> Decoded[T] | DeadLetter:
-        if source.value is None:
+        value = source.value
+        if value is None:
             return dead_letter(
                 source, "empty record value (tombstone)", error_type="DecodeError", step=step
             )
         try:
-            record = build(codec.decode(source.value))
+            offset = None if read is None else codec.own_body_offset(value)
+            if read is None or offset is None:  # another writer schema, JSON, ...
+                record = build(codec.decode(value))
+            else:
+                record = read(value, offset)
         except ContractError as exc:
             return dead_letter(source, str(exc), error_type=type(exc).__name__, step=step)
         except (KeyError, ValueError, TypeError) as exc:
@@ -102,8 +111,14 @@ def _decoder(
 def decode_transaction(
     codec: AvroCodec, *, step: str
 ) -> Callable[[SourceRecord], Decoded[Transaction] | DeadLetter]:
-    """A decoder of transaction records that never raises for bad input."""
-    return _decoder(codec, Transaction.from_avro, _check_transaction, step)
+    """A decoder of transaction records that never raises for bad input.
+
+    Bodies written with the codec's own schema skip fastavro (`TransactionReader`, ~3x
+    faster), if that is the reader's schema; the rest take `codec.decode`.
+    """
+    reader = TransactionReader()
+    read = reader.read if reader.fingerprint == codec.fingerprint else None
+    return _decoder(codec, Transaction.from_avro, _check_transaction, step, read)
 
 
 def decode_label(
