@@ -77,6 +77,10 @@ def millis_at(data: bytes, pos: int) -> tuple[int, int]:
 
 def text_at(data: bytes, pos: int) -> tuple[str, int]:
     """The Avro `string` at `pos` of any length, and the position after it."""
+    b = data[pos]
+    if not b & 0x81:  # a length < 64: one varint byte, no continuation or sign bit
+        end = pos + 1 + (b >> 1)
+        return data[pos + 1 : end].decode(), end
     z, pos = varint_at(data, pos)
     if z & 1:  # a negative length
         raise BadBodyError

@@ -84,80 +84,23 @@ class TransactionReader:
 
     def read(self, data: bytes, offset: int = 0) -> Transaction:
         """The transaction in the body that starts at `offset` and ends with `data`."""
-        # A string length < 64 is one byte without its continuation or sign bit (0x81);
-        # longer strings and non-canonical varints take the helpers.
         pos = offset
         try:
-            b = data[pos]
-            if b & 0x81:
-                event_id, pos = text_at(data, pos)
-            else:
-                end = pos + 1 + (b >> 1)
-                event_id = data[pos + 1 : end].decode()
-                pos = end
-            b = data[pos]
-            if b & 0x81:
-                card_id, pos = text_at(data, pos)
-            else:
-                end = pos + 1 + (b >> 1)
-                card_id = data[pos + 1 : end].decode()
-                pos = end
-            b = data[pos]
-            if b & 0x81:
-                merchant_id, pos = text_at(data, pos)
-            else:
-                end = pos + 1 + (b >> 1)
-                merchant_id = data[pos + 1 : end].decode()
-                pos = end
+            event_id, pos = text_at(data, pos)
+            card_id, pos = text_at(data, pos)
+            merchant_id, pos = text_at(data, pos)
             (amount,) = _DOUBLE(data, pos)
-            pos += 8
-            b = data[pos]
-            if b & 0x81:
-                currency, pos = text_at(data, pos)
-            else:
-                end = pos + 1 + (b >> 1)
-                currency = data[pos + 1 : end].decode()
-                pos = end
-            b = data[pos]
-            if b & 0x81:
-                mcc, pos = text_at(data, pos)
-            else:
-                end = pos + 1 + (b >> 1)
-                mcc = data[pos + 1 : end].decode()
-                pos = end
-            b = data[pos]
-            if b & 0x81:
-                country, pos = text_at(data, pos)
-            else:
-                end = pos + 1 + (b >> 1)
-                country = data[pos + 1 : end].decode()
-                pos = end
+            currency, pos = text_at(data, pos + 8)
+            mcc, pos = text_at(data, pos)
+            country, pos = text_at(data, pos)
             channel = self._channels[data[pos]]
-            if channel is None:
+            if channel is None:  # a non-canonical or out-of-range index
                 channel, pos = self._channel_at(data, pos)
             else:
                 pos += 1
             event_time, pos = millis_at(data, pos)
-            b = data[pos]
-            if b == 0:
-                card_country = None
-                pos += 1
-            elif b == 2 and not data[pos + 1] & 0x81:
-                end = pos + 2 + (data[pos + 1] >> 1)
-                card_country = data[pos + 2 : end].decode()
-                pos = end
-            else:
-                card_country, pos = _optional_text_at(data, pos)
-            b = data[pos]
-            if b == 0:
-                device_id = None
-                pos += 1
-            elif b == 2 and not data[pos + 1] & 0x81:
-                end = pos + 2 + (data[pos + 1] >> 1)
-                device_id = data[pos + 2 : end].decode()
-                pos = end
-            else:
-                device_id, pos = _optional_text_at(data, pos)
+            card_country, pos = _optional_text_at(data, pos)
+            device_id, pos = _optional_text_at(data, pos)
             if pos != len(data):
                 raise BadBodyError
         except (BadBodyError, IndexError, ValueError, struct.error) as exc:
@@ -191,6 +134,11 @@ class TransactionReader:
 
 def _optional_text_at(data: bytes, pos: int) -> tuple[str | None, int]:
     """The ``["null", "string"]`` union at `pos` in any encoding, and the position after it."""
+    branch = data[pos]
+    if branch == 0:
+        return None, pos + 1
+    if branch == 2:  # branch 1 (zigzag 2): the string
+        return text_at(data, pos + 1)
     branch, pos = long_at(data, pos)
     if branch == 0:
         return None, pos

@@ -162,14 +162,8 @@ class FeatureVectorReader:
 
     def read(self, data: bytes, offset: int = 0) -> FeatureVector:
         """The vector in the body that starts at `offset` and ends with `data`."""
-        # A string length < 64 is one byte without its continuation or sign bit (0x81).
         try:
-            b = data[offset]
-            if b & 0x81:
-                event_id, pos = text_at(data, offset)
-            else:
-                pos = offset + 1 + (b >> 1)
-                event_id = data[offset + 1 : pos].decode()
+            event_id, pos = text_at(data, offset)
             event_time, pos = millis_at(data, pos)
             source_timestamp, pos = millis_at(data, pos)
             partition = data[pos]
@@ -192,13 +186,7 @@ class FeatureVectorReader:
             pos += 1
             keys = []
             for _ in self._keys:
-                b = data[pos]
-                if b & 0x81:
-                    key, pos = text_at(data, pos)
-                else:
-                    end = pos + 1 + (b >> 1)
-                    key = data[pos + 1 : end].decode()
-                    pos = end
+                key, pos = text_at(data, pos)
                 keys.append(key)
             values = self._doubles.unpack_from(data, pos)
             if pos + self._doubles.size != len(data):
