@@ -19,6 +19,7 @@ from schemas.contracts import load_schema
 from schemas.errors import ContractError
 from schemas.records import Channel, Transaction
 from schemas.records_avro import TransactionReader
+from tests.schemas.body_cases import corrupted, names_the_problem, resolved_offset, varint
 
 READER = TransactionReader()
 _FRAMINGS = st.sampled_from([Framing.SINGLE_OBJECT, Framing.CONFLUENT])
@@ -101,17 +102,11 @@ def _framed(txn: Transaction, framing: Framing) -> bytes:
 def _consumer(data: bytes) -> tuple[AvroCodec, int]:
     """The consumer codec, after it resolved the header of `data`, and its body offset."""
     consumer = codecs()[2]
-    consumer.decode(data)
-    offset = consumer.own_body_offset(data)
-    assert offset is not None
-    return consumer, offset
+    return consumer, resolved_offset(consumer, data)
 
 
 def _names_the_problem(error: DecodeError) -> bool:
-    message = str(error)
-    return message.startswith("cannot decode skewless.Transaction: ") and (
-        "field '" in message or "trailing bytes after the record" in message
-    )
+    return names_the_problem(error, "cannot decode skewless.Transaction: ")
 
 
 # -- the record of the slow path ----------------------------------------------------
@@ -212,36 +207,24 @@ def test_a_garbage_body_is_a_decode_error_or_the_slow_paths_record(body: bytes) 
 def test_a_corrupted_body_is_a_decode_error_or_the_slow_paths_record(
     txn: Transaction, data: st.DataObject
 ) -> None:
-    body = bytearray(codecs()[0].encode(txn.to_avro())[10:])
-    at = data.draw(st.integers(0, len(body) - 1))
-    cut = data.draw(st.integers(0, 3))
-    body[at : at + cut] = data.draw(st.binary(max_size=12))
-    _read_or_error(codecs()[0].frame(bytes(body)))
-
-
-def _varint(n: int) -> bytes:
-    z = (n << 1) ^ (n >> 63) if n < 2**63 else n << 1
-    out = bytearray()
-    while z > 0x7F:
-        out.append(z & 0x7F | 0x80)
-        z >>= 7
-    return bytes([*out, z])
+    body = corrupted(codecs()[0].encode(txn.to_avro())[10:], data)
+    _read_or_error(codecs()[0].frame(body))
 
 
 def _body(**fields: bytes) -> bytes:
     """`example()`'s body (device_id "d-1"), some fields replaced by raw bytes."""
     parts = {
-        "event_id": _varint(3) + b"e-1",
-        "card_id": _varint(3) + b"c-1",
-        "merchant_id": _varint(3) + b"m-1",
+        "event_id": varint(3) + b"e-1",
+        "card_id": varint(3) + b"c-1",
+        "merchant_id": varint(3) + b"m-1",
         "amount": struct.pack("<d", 12.5),
-        "currency": _varint(3) + b"EUR",
-        "mcc": _varint(4) + b"5411",
-        "country": _varint(2) + b"DE",
-        "channel": _varint(2),
-        "event_time": _varint(1_767_225_600_123),
-        "card_country": _varint(1) + _varint(2) + b"DE",
-        "device_id": _varint(1) + _varint(3) + b"d-1",
+        "currency": varint(3) + b"EUR",
+        "mcc": varint(4) + b"5411",
+        "country": varint(2) + b"DE",
+        "channel": varint(2),
+        "event_time": varint(1_767_225_600_123),
+        "card_country": varint(1) + varint(2) + b"DE",
+        "device_id": varint(1) + varint(3) + b"d-1",
     }
     parts.update(fields)
     return b"".join(parts.values())
@@ -256,11 +239,11 @@ def test_the_example_body_reads_as_its_transaction() -> None:
     ("fields", "changes"),
     [
         ({"channel": b"\x84\x00"}, {}),  # index 2 in two bytes
-        ({"card_country": b"\x82\x80\x00" + _varint(2) + b"DE"}, {}),
+        ({"card_country": b"\x82\x80\x00" + varint(2) + b"DE"}, {}),
         ({"device_id": b"\x80\x00"}, {"device_id": None}),
-        ({"event_time": _varint(-5)}, {"event_time": -5}),
-        ({"mcc": _varint(70) + b"5" * 70}, {"mcc": "5" * 70}),
-        ({"device_id": b"\x02" + _varint(80) + b"d" * 80}, {"device_id": "d" * 80}),
+        ({"event_time": varint(-5)}, {"event_time": -5}),
+        ({"mcc": varint(70) + b"5" * 70}, {"mcc": "5" * 70}),
+        ({"device_id": b"\x02" + varint(80) + b"d" * 80}, {"device_id": "d" * 80}),
     ],
 )
 def test_other_valid_encodings_read_as_the_slow_path_does(

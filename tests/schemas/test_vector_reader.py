@@ -17,6 +17,7 @@ from schemas.features import FeatureSet
 from schemas.features.fraud import FRAUD_FEATURES
 from schemas.features.vector import FeatureVector, feature_vector_schema
 from schemas.features.vector_avro import FeatureVectorReader
+from tests.schemas.body_cases import corrupted, names_the_problem, resolved_offset, varint
 from tests.schemas.vector_cases import FEATURE_SETS, TINY, codecs, example, fs_and_vectors
 
 READERS = {name: FeatureVectorReader(fs) for name, fs in FEATURE_SETS.items()}
@@ -48,17 +49,11 @@ def _framed(feature_set: FeatureSet, vector: FeatureVector, framing: Framing) ->
 def _consumer(feature_set: FeatureSet, data: bytes) -> tuple[AvroCodec, int]:
     """The consumer codec, after it resolved the header of `data`, and its body offset."""
     consumer = codecs(feature_set.name)[3]
-    consumer.decode(data)
-    offset = consumer.own_body_offset(data)
-    assert offset is not None
-    return consumer, offset
+    return consumer, resolved_offset(consumer, data)
 
 
 def _names_the_problem(error: DecodeError) -> bool:
-    message = str(error)
-    return message.startswith("cannot decode skewless.features.") and (
-        "field '" in message or "trailing bytes after the record" in message
-    )
+    return names_the_problem(error, "cannot decode skewless.features.")
 
 
 # -- the vector of the slow path ----------------------------------------------------
@@ -186,35 +181,23 @@ def test_a_corrupted_body_is_a_decode_error_or_the_slow_paths_vector(
     case: tuple[FeatureSet, FeatureVector], data: st.DataObject
 ) -> None:
     feature_set, vector = case
-    body = bytearray(codecs(feature_set.name)[0].body(vector))
-    at = data.draw(st.integers(0, len(body) - 1))
-    cut = data.draw(st.integers(0, 3))
-    body[at : at + cut] = data.draw(st.binary(max_size=12))
-    _read_or_error(feature_set, codecs(feature_set.name)[1].frame(bytes(body)))
-
-
-def _varint(n: int) -> bytes:
-    z = (n << 1) ^ (n >> 63) if n < 2**63 else n << 1
-    out = bytearray()
-    while z > 0x7F:
-        out.append(z & 0x7F | 0x80)
-        z >>= 7
-    return bytes([*out, z])
+    body = corrupted(codecs(feature_set.name)[0].body(vector), data)
+    _read_or_error(feature_set, codecs(feature_set.name)[1].frame(body))
 
 
 def _tiny_body(**fields: bytes) -> bytes:
     """TINY's example body, some fields replaced by raw bytes."""
     v = example(TINY, event_id="e-1", keys=("m-1",), values=(1.5, 2.0))
     parts = {
-        "event_id": _varint(3) + b"e-1",
-        "event_time": _varint(v.event_time),
-        "source_timestamp": _varint(v.source_timestamp),
-        "source_partition": _varint(v.source_partition),
-        "source_offset": _varint(v.source_offset),
-        "computed_at": _varint(v.computed_at),
-        "definition_version": _varint(len(TINY.version)) + TINY.version.encode(),
+        "event_id": varint(3) + b"e-1",
+        "event_time": varint(v.event_time),
+        "source_timestamp": varint(v.source_timestamp),
+        "source_partition": varint(v.source_partition),
+        "source_offset": varint(v.source_offset),
+        "computed_at": varint(v.computed_at),
+        "definition_version": varint(len(TINY.version)) + TINY.version.encode(),
         "late": b"\x00",
-        "merchant_id": _varint(3) + b"m-1",
+        "merchant_id": varint(3) + b"m-1",
         "values": struct.pack("<2d", *v.values),
     }
     parts.update(fields)
@@ -251,7 +234,7 @@ _TINY_FP = AvroCodec(feature_vector_schema(TINY)).fingerprint.hex()
             r"field 'event_time' \(long\) at byte 4: .* is outside the Avro long range",
         ),
         (
-            {"source_partition": _varint(2**31)},
+            {"source_partition": varint(2**31)},
             r"field 'source_partition' \(int\) at byte 16: 2147483648 is outside the Avro int",
         ),
         (
@@ -259,7 +242,7 @@ _TINY_FP = AvroCodec(feature_vector_schema(TINY)).fingerprint.hex()
             r"field 'late' \(boolean\) at byte \d+: byte 02, expected 00 or 01",
         ),
         (
-            {"merchant_id": _varint(30) + b"m-1"},
+            {"merchant_id": varint(30) + b"m-1"},
             r"truncated payload .*: field 'merchant_id' \(string\) at byte \d+: "
             r"a string of 30 bytes, 19 left",
         ),
