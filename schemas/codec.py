@@ -298,9 +298,8 @@ class AvroCodec:
     def own_body_offset(self, data: bytes) -> int | None:
         """Where the body of `data` starts if its header names this codec's own schema, else None.
 
-        Lets a reader of exactly this schema (`vector_avro.FeatureVectorReader`) skip
-        `decode`. Confluent ids count once registered or resolved by `decode`; the registry
-        is never asked.
+        Lets a reader of exactly this schema skip `decode` (`schemas.fast_decode`). Confluent
+        ids count once registered or resolved by `decode`; the registry is never asked.
         """
         if data[:_SO_HEADER_LEN] == self._header:
             return _SO_HEADER_LEN

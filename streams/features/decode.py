@@ -11,6 +11,7 @@ import msgspec
 
 from schemas.codec import AvroCodec
 from schemas.errors import ContractError
+from schemas.fast_decode import BodyReader, body_decoder
 from schemas.records import DeadLetter, Label, Transaction
 from schemas.records_avro import TransactionReader
 
@@ -79,9 +80,9 @@ def _decoder(
     build: Callable[[dict[str, object]], T],
     check: Callable[[T], str | None],
     step: str,
-    read: Callable[[bytes, int], T] | None = None,
+    reader: BodyReader[T] | None = None,
 ) -> Callable[[SourceRecord], Decoded[T] | DeadLetter]:
-    """`read(value, body offset)`, if given, reads bodies in the codec's own schema."""
+    decode_value = body_decoder(codec, build, reader)
 
     def decode(source: SourceRecord) -> Decoded[T] | DeadLetter:
         value = source.value
@@ -90,11 +91,7 @@ def _decoder(
                 source, "empty record value (tombstone)", error_type="DecodeError", step=step
             )
         try:
-            offset = None if read is None else codec.own_body_offset(value)
-            if read is None or offset is None:  # another writer schema, JSON, ...
-                record = build(codec.decode(value))
-            else:
-                record = read(value, offset)
+            record = decode_value(value)
         except ContractError as exc:
             return dead_letter(source, str(exc), error_type=type(exc).__name__, step=step)
         except (KeyError, ValueError, TypeError) as exc:
@@ -116,9 +113,7 @@ def decode_transaction(
     Bodies written with the codec's own schema skip fastavro (`TransactionReader`, ~3x
     faster), if that is the reader's schema; the rest take `codec.decode`.
     """
-    reader = TransactionReader()
-    read = reader.read if reader.fingerprint == codec.fingerprint else None
-    return _decoder(codec, Transaction.from_avro, _check_transaction, step, read)
+    return _decoder(codec, Transaction.from_avro, _check_transaction, step, TransactionReader())
 
 
 def decode_label(
