@@ -8,7 +8,7 @@ from schemas.features import FeatureSet
 from schemas.features.fraud import FRAUD_FEATURES
 from skewless.endpoints import Endpoints, kafka_config
 from skewless.settings import Settings
-from streams.features.flow import DeadLetterTarget
+from streams.sinks.dead_letter import DeadLetterTarget
 from streams.sinks.feature_store import FeatureStoreConfig
 
 __all__ = [

@@ -7,8 +7,7 @@ runs, because they key the recovery state (renaming one orphans its snapshots).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable
 from typing import Any, TypeGuard, cast
 
 import bytewax.operators as op
@@ -21,19 +20,10 @@ from schemas.features import CompiledFeatureSet
 from schemas.records import DeadLetter, Transaction
 from streams.features.decode import Decoded, decode_transaction
 from streams.features.steps import InFlight, ViewLogic, assemble, entity_of, start
-from streams.sinks.dead_letter import DeadLetterSink
+from streams.sinks.dead_letter import DeadLetterTarget, output_dead_letters
 from streams.sinks.feature_store import FeatureStoreConfig, FeatureStoreSink, StoreItem
 
-__all__ = ["DeadLetterTarget", "build_feature_flow", "step_ids"]
-
-
-@dataclass(frozen=True)
-class DeadLetterTarget:
-    """Where records that fail decoding or validation go."""
-
-    client_config: Mapping[str, str]
-    topic: str
-    schema_registry: Mapping[str, str] | None = None
+__all__ = ["build_feature_flow", "step_ids"]
 
 
 def _is_valid(item: Decoded[Transaction] | DeadLetter) -> TypeGuard[Decoded[Transaction]]:
@@ -124,16 +114,5 @@ def build_feature_flow(
     op.output(ids["stores"], finished, FeatureStoreSink(stores, partitions=sink_partitions))
 
     if dead_letters is not None:
-        letters: Stream[tuple[str, DeadLetter]] = op.map(
-            f"{fs.name}_dead_letter_key", invalid, lambda d: (str(d.source_partition), d)
-        )
-        op.output(
-            ids["dead_letter"],
-            letters,
-            DeadLetterSink(
-                dead_letters.client_config,
-                dead_letters.topic,
-                schema_registry=dead_letters.schema_registry,
-            ),
-        )
+        output_dead_letters(ids["dead_letter"], invalid, dead_letters)
     return flow

@@ -17,8 +17,7 @@ from schemas.contracts import codec_for, registry_client
 from schemas.records import DeadLetter, Label
 from streams import delta_tables
 from streams.features.decode import Decoded, decode_label
-from streams.features.flow import DeadLetterTarget
-from streams.sinks.dead_letter import DeadLetterSink
+from streams.sinks.dead_letter import DeadLetterTarget, output_dead_letters
 from streams.sinks.delta_appender import DeltaAppender
 
 __all__ = ["build_labels_flow"]
@@ -95,18 +94,7 @@ def build_labels_flow(
     )
     op.output("labels_delta", keyed, _LabelsSink(delta_root, storage_options, app_id))
     if dead_letters is not None:
-        letters: Stream[tuple[str, DeadLetter]] = op.map(
-            "labels_dead_letter_key",
-            cast("Stream[DeadLetter]", split.falses),
-            lambda d: (str(d.source_partition), d),
-        )
-        op.output(
-            "labels_dead_letter",
-            letters,
-            DeadLetterSink(
-                dead_letters.client_config,
-                dead_letters.topic,
-                schema_registry=dead_letters.schema_registry,
-            ),
+        output_dead_letters(
+            "labels_dead_letter", cast("Stream[DeadLetter]", split.falses), dead_letters
         )
     return flow

@@ -33,12 +33,11 @@ from schemas.records import DeadLetter
 from serving.drift import DriftConfig, DriftMetric
 from serving.predictions import Prediction
 from serving.routing import ModelSet
-from streams.features.flow import DeadLetterTarget
 from streams.scoring.drift_step import DriftLogic
 from streams.scoring.metrics import ScoringMetrics
 from streams.scoring.microbatch import BatchScorer, DriftBatch, ScoredItem
 from streams.scoring.sinks import DriftSink, PredictionSink
-from streams.sinks.dead_letter import DeadLetterSink
+from streams.sinks.dead_letter import DeadLetterTarget, output_dead_letters
 
 __all__ = ["ScoringConfig", "build_scoring_flow", "scoring_step_ids", "source_partitions"]
 
@@ -68,7 +67,6 @@ def scoring_step_ids(name: str) -> dict[str, str]:
         "drift_key": f"{name}_drift_key",
         "drift": f"{name}_drift",
         "drift_out": f"{name}_drift_out",
-        "dead_letter_key": f"{name}_score_dead_letter_key",
         "dead_letter": f"{name}_score_dead_letter",
     }
 
@@ -149,18 +147,7 @@ def build_scoring_flow(
             ),
         )
     if dead_letters is not None:
-        letters: Stream[tuple[str, DeadLetter]] = op.map(
-            ids["dead_letter_key"],
-            cast("Stream[DeadLetter]", others.falses),
-            lambda d: (str(d.source_partition), d),
-        )
-        op.output(
-            ids["dead_letter"],
-            letters,
-            DeadLetterSink(
-                dead_letters.client_config,
-                dead_letters.topic,
-                schema_registry=dead_letters.schema_registry,
-            ),
+        output_dead_letters(
+            ids["dead_letter"], cast("Stream[DeadLetter]", others.falses), dead_letters
         )
     return flow

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 
+import bytewax.operators as op
+from bytewax.dataflow import Stream
 from bytewax.outputs import FixedPartitionedSink, StatefulSinkPartition
 
 from schemas.contracts import codec_for, registry_client
 from schemas.records import DeadLetter
 from streams.sinks.kafka_outbox import KafkaOutbox
 
-__all__ = ["DeadLetterSink"]
+__all__ = ["DeadLetterSink", "DeadLetterTarget", "output_dead_letters"]
 
 
 class _DeadLetterPartition(StatefulSinkPartition[DeadLetter, None]):
@@ -65,3 +68,25 @@ class DeadLetterSink(FixedPartitionedSink[DeadLetter, None]):
 
     def build_part(self, step_id: str, for_part: str, resume_state: None) -> _DeadLetterPartition:
         return _DeadLetterPartition(self._config, self._topic, self._registry)
+
+
+@dataclass(frozen=True)
+class DeadLetterTarget:
+    """Where records that fail decoding or validation go."""
+
+    client_config: Mapping[str, str]
+    topic: str
+    schema_registry: Mapping[str, str] | None = None
+
+
+def output_dead_letters(
+    step_id: str, letters: Stream[DeadLetter], target: DeadLetterTarget
+) -> None:
+    """Route `letters` to `target`'s topic: step `step_id`, keyed by source partition."""
+    keyed: Stream[tuple[str, DeadLetter]] = op.map(
+        f"{step_id}_key", letters, lambda d: (str(d.source_partition), d)
+    )
+    sink = DeadLetterSink(
+        target.client_config, target.topic, schema_registry=target.schema_registry
+    )
+    op.output(step_id, keyed, sink)

@@ -7,8 +7,9 @@ import sys
 from pathlib import Path
 
 from schemas.features.fraud import FRAUD_FEATURES
-from streams.features.flow import DeadLetterTarget, build_feature_flow
+from streams.features.flow import build_feature_flow
 from streams.runner import run_dataflow
+from streams.sinks.dead_letter import DeadLetterTarget
 from streams.sinks.feature_store import FeatureStoreConfig
 from streams.sources import kafka_source
 

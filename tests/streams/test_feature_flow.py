@@ -18,8 +18,9 @@ from schemas.records import DeadLetter
 from skewless.endpoints import Endpoints
 from streams.audit import audit_skew
 from streams.delta_tables import FEATURES, table_uri
-from streams.features.flow import DeadLetterTarget, build_feature_flow
+from streams.features.flow import build_feature_flow
 from streams.runner import run_dataflow
+from streams.sinks.dead_letter import DeadLetterTarget
 from streams.sinks.feature_store import FeatureStoreConfig
 from streams.sources import kafka_source
 from tests.factories import produce_payloads, produce_transactions, transactions

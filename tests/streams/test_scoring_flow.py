@@ -39,10 +39,10 @@ from serving.model_store import ModelStore
 from serving.predictions import Prediction
 from serving.watcher import RegistryWatcher
 from skewless.endpoints import Endpoints
-from streams.features.flow import DeadLetterTarget
 from streams.runner import run_dataflow
 from streams.scoring import ScoringConfig, build_scoring_flow
 from streams.scoring.alerts import RetrainDebouncer
+from streams.sinks.dead_letter import DeadLetterTarget
 from streams.sources import kafka_source
 from tests.kafka_helpers import consume_all
 from tests.serving.conftest import Registry, mlp_onnx, model_name, registry
