@@ -23,6 +23,7 @@ from schemas.records import Transaction
 from streams.generator.errors import ProduceError
 from streams.generator.pacing import TokenBucket
 from streams.generator.world import Emitted
+from streams.ready_producer import ready_producer
 
 __all__ = ["PRODUCER_DEFAULTS", "ProduceReport", "produce", "producer_config"]
 
@@ -123,9 +124,12 @@ def produce(
     config = producer_config(client_config)
     if live and "linger.ms" not in client_config:
         config["linger.ms"] = _LIVE_LINGER_MS
-    producer = Producer({**config, "on_delivery": deliveries})
-    if live:
-        _connect(producer, transactions_topic, client_config, timeout_s=flush_timeout_s)
+    config["on_delivery"] = deliveries
+    producer = (
+        _connect(config, transactions_topic, client_config, timeout_s=flush_timeout_s)
+        if live
+        else Producer(config)
+    )
     registry = registry_client(schema_registry)
     encode_txn = codec_for("Transaction", registry=registry, topic=transactions_topic).encode
     encode_label = codec_for("Label", registry=registry, topic=labels_topic).encode
@@ -180,13 +184,14 @@ def produce(
 
 
 def _connect(
-    producer: Producer, topic: str, client_config: Mapping[str, str], *, timeout_s: float
-) -> None:
-    """Connect before the first record: a cold producer holds its first records ~0.5-1 s
-    (connection, metadata, idempotent producer id), which live mode would count as latency.
+    config: dict[str, Any], topic: str, client_config: Mapping[str, str], *, timeout_s: float
+) -> Producer:
+    """A producer connected before the first record: a cold producer holds its first records
+    ~0.5-1 s (connection, metadata, idempotent producer id), which live mode would count as
+    latency.
     """
     try:
-        producer.list_topics(topic, timeout=timeout_s)
+        return ready_producer(config, topic, timeout_s=timeout_s)
     except KafkaException as exc:
         msg = (
             f"cannot reach Kafka at {client_config.get('bootstrap.servers')!r} "
