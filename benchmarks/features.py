@@ -7,15 +7,17 @@
 2. Floor, same run, same topic: a bare confluent-kafka loop that consumes every partition
    with `assign()` to EOF, decodes each value with the same codec and produces the value to
    another topic with the same producer options. Reported as pipeline / floor.
-3. Freshness: the live flow runs in a subprocess while a paced producer offers `--rate`
-   events/s for `--seconds`, once the worker has shown the `--warmup` events in Redis and
-   committed them to Delta (its first commit is start-up, not steady state). Every
-   `--sample-every`-th event is measured: its freshness is the first time its card's Redis
-   hash shows it (or a later event of the card, which includes it) minus the time it was
-   handed to the producer. Every `--poll-ms` the poller sends one pipelined `HGET _m` (the
-   metadata, event id first, see `schemas.features.online`) per card with measured events
-   outstanding, and stamps what it sees with the reply time: figures are upper bounds by
-   up to `--poll-ms` (20 ms: the probe itself loads the 2 cores less) plus one round trip.
+3. Freshness, on a fresh `--live-partitions` topic (1 by default: see
+   `_common.LIVE_PARTITIONS` for why): the live flow runs in a subprocess while a paced
+   producer offers `--rate` events/s for `--seconds`, once the worker has shown the
+   `--warmup` events in Redis and committed them to Delta (its first commit is start-up,
+   not steady state). Every `--sample-every`-th event is measured: its freshness is the
+   first time its card's Redis hash shows it (or a later event of the card, which includes
+   it) minus the time it was handed to the producer. Every `--poll-ms` the poller sends one
+   pipelined `HGET _m` (the metadata, event id first, see `schemas.features.online`) per
+   card with measured events outstanding, and stamps what it sees with the reply time:
+   figures are upper bounds by up to `--poll-ms` (20 ms: the probe itself loads the 2 cores
+   less) plus one round trip.
    The freshness world has no late delivery, so every event of a card eventually shows in
    or under a later one.
 
@@ -42,6 +44,7 @@ from typing import Any
 
 import redis
 from _common import (
+    LIVE_PARTITIONS,
     PRODUCER_CONFIG,
     BenchServices,
     bench_services,
@@ -86,6 +89,7 @@ class Options:
     merchants: int
     seed: int
     partitions: int
+    live_partitions: int
     sample_every: int
     warmup: int
     poll_ms: float
@@ -386,7 +390,7 @@ def freshness(opts: Options, services: BenchServices, workdir: Path) -> dict[str
     total = opts.warmup + int(opts.rate * opts.seconds)
     events = world_events(opts, total, seed=opts.seed + 1, out_of_order=0.0)
     records = encoded(events)
-    topic = fresh_topic(services.kafka_config, "tx-live", opts.partitions)
+    topic = fresh_topic(services.kafka_config, "tx-live", opts.live_partitions)
     spec = worker_spec(services, topic, workdir / "live")
     keys = [entity_key(FRAUD_FEATURES, "card", e.card_id, prefix=spec.redis_prefix) for e in events]
     index_of = {e.event_id: i for i, e in enumerate(events)}
@@ -517,7 +521,13 @@ def parse_options(argv: Sequence[str] | None = None) -> Options:
     add("--cards", type=int, default=5_000)
     add("--merchants", type=int, default=500)
     add("--seed", type=int, default=7)
-    add("--partitions", type=int, default=4, help="source topic partitions")
+    add("--partitions", type=int, default=4, help="source topic partitions (throughput)")
+    add(
+        "--live-partitions",
+        type=int,
+        default=LIVE_PARTITIONS,
+        help="source topic partitions (freshness)",
+    )
     add("--sample-every", type=int, default=10, help="measure every n-th offered event")
     add("--warmup", type=int, default=2_000, help="events the live worker must show first")
     # Each poll is one pipelined HGET per card with measured events outstanding: at 5 ms

@@ -15,6 +15,10 @@ timestamps come from producers on this machine's clock.
 Models are the serving tests' tiny ONNX MLPs (27 inputs), registered in a temporary sqlite
 MLflow store with the fraud feature names; scoring cost does not depend on their weights.
 
+Every topic has `--partitions` partitions, 1 by default: one worker per stage reads them,
+and the embedded broker's fetches cost more with every record batch a partition holds (see
+`_common.LIVE_PARTITIONS`); `--partitions 4` shows that cost.
+
 Run: `python benchmarks/scoring.py [--rates 1000 5000 --seconds 10]`.
 """
 
@@ -35,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from _common import (
+    LIVE_PARTITIONS,
     BenchServices,
     bench_services,
     fresh_topic,
@@ -333,7 +338,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     add("--cards", type=int, default=5_000)
     add("--merchants", type=int, default=500)
     add("--seed", type=int, default=7)
-    add("--partitions", type=int, default=4)
+    add("--partitions", type=int, default=LIVE_PARTITIONS, help="partitions of every topic")
     opts = Options(**vars(parser.parse_args(argv)))
     with bench_services() as services, tempfile.TemporaryDirectory(prefix="bench-") as tmp:
         results = {"options": asdict(opts), **bench(opts, services, Path(tmp))}
