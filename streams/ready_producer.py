@@ -6,6 +6,10 @@ later, and every record produced meanwhile waits: measured here, half of all fre
 producers held their first ~400 ms of records for ~500 ms, which a latency measurement
 (or a fraud score) counts in full. `ready_producer` connects, then waits (bounded) until
 librdkafka's statistics report the producer id as assigned.
+
+The statistics go on every 50 ms for the producer's life, queued until `poll()` or
+`flush()` serves them (a cheap callback once ready): for producers that poll as they
+produce, such as `streams.generator.produce`, not for rarely-used outputs.
 """
 
 from __future__ import annotations
@@ -23,8 +27,7 @@ __all__ = ["IdempotenceState", "ready_producer"]
 _log = logging.getLogger(__name__)
 _log.addHandler(logging.NullHandler())
 
-# How often librdkafka reports statistics; the readiness wait polls at this cadence, and
-# once ready each report costs one `startswith`-cheap callback.
+# How often librdkafka reports statistics: how soon the wait sees the producer id.
 _STATS_INTERVAL_MS = "50"
 
 

@@ -158,7 +158,7 @@ def produce(
             topic, value = labels_topic, encode_label(record.to_avro())
             labels += 1
         _send(producer, topic, value, item.key)
-        if events % _POLL_EVERY == 0:
+        if live or events % _POLL_EVERY == 0:  # live: serve the readiness statistics too
             producer.poll(0)
             if on_progress is not None and events % _PROGRESS_EVERY == 0:
                 on_progress(events)

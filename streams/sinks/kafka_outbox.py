@@ -9,10 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from confluent_kafka import KafkaError, KafkaException, Message, Producer
+from confluent_kafka import KafkaError, Message, Producer
 
 from streams.errors import StoreError
-from streams.ready_producer import ready_producer
 
 __all__ = ["KafkaOutbox"]
 
@@ -31,36 +30,21 @@ _POLL_EVERY = 256
 
 
 class KafkaOutbox:
-    """Produce to one topic; `flush()` is the delivery checkpoint.
+    """Produce to one topic; `flush()` is the delivery checkpoint."""
 
-    The outbox connects at construction and waits for its idempotent producer id (see
-    `streams.ready_producer`), so a worker's first records are not held back and an
-    unreachable broker is a `StoreError` at start; `connect_timeout_s=0` skips that wait
-    (records then queue until the broker answers).
-    """
-
-    def __init__(
-        self, client_config: Mapping[str, str], topic: str, *, connect_timeout_s: float = 30.0
-    ) -> None:
+    def __init__(self, client_config: Mapping[str, str], topic: str) -> None:
         self.topic = topic
         self._failures: list[str] = []
         self._unpolled = 0
         # Only failures are reported: a Python callback per delivered record cost ~1 us.
-        config = {
-            **_PRODUCER_DEFAULTS,
-            **client_config,
-            "delivery.report.only.error": True,
-            "on_delivery": self._on_delivery,
-        }
-        if connect_timeout_s <= 0:
-            self._producer = Producer(config)
-            return
-        try:
-            self._producer = ready_producer(config, topic, timeout_s=connect_timeout_s)
-        except KafkaException as exc:
-            where = client_config.get("bootstrap.servers")
-            msg = f"cannot reach Kafka at {where!r} for topic {topic!r}: {exc}"
-            raise StoreError(msg) from exc
+        self._producer = Producer(
+            {
+                **_PRODUCER_DEFAULTS,
+                **client_config,
+                "delivery.report.only.error": True,
+                "on_delivery": self._on_delivery,
+            }
+        )
 
     def _on_delivery(self, err: KafkaError | None, msg: Message) -> None:
         if err is not None:

@@ -10,15 +10,8 @@ from streams.sinks.kafka_outbox import KafkaOutbox
 
 def test_undelivered_records_fail_the_checkpoint_naming_the_topic() -> None:
     unreachable = {"bootstrap.servers": "127.0.0.1:9", "message.timeout.ms": "300"}
-    outbox = KafkaOutbox(unreachable, "features", connect_timeout_s=0)
+    outbox = KafkaOutbox(unreachable, "features")
     for i in range(5):
         outbox.produce(b"v", key=str(i).encode())
     with pytest.raises(StoreError, match=r"5 records to 'features' failed, first: features\["):
         outbox.flush(timeout_s=10)
-
-
-def test_an_unreachable_broker_fails_at_start_naming_address_and_topic() -> None:
-    unreachable = {"bootstrap.servers": "127.0.0.1:9"}
-    expected = r"cannot reach Kafka at '127.0.0.1:9' for topic 'features'"
-    with pytest.raises(StoreError, match=expected):
-        KafkaOutbox(unreachable, "features", connect_timeout_s=0.5)
