@@ -24,7 +24,7 @@ from __future__ import annotations
 import contextlib
 import threading
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import pyarrow as pa
@@ -70,18 +70,32 @@ def ensure_table(
         raise StoreError(msg) from exc
 
 
+Build = Callable[[Sequence[Any]], pa.Table]  # Python rows -> their Arrow table
+
+
+class _Pending:
+    """Python rows buffered as they came, and the function that makes them a table."""
+
+    __slots__ = ("build", "items")
+
+    def __init__(self, build: Build) -> None:
+        self.build = build
+        self.items: list[Any] = []
+
+
 class Rows:
     """Rows cut from an appender's buffer for one commit: the table and its top offsets.
 
     Both are computed on first use — by the committing thread, not the worker that cuts:
-    concatenating an epoch's chunks and grouping them by partition cost the worker ~3-6 ms
-    per table per epoch, a stall every event queued behind it waited out.
+    building Arrow columns per small batch, concatenating an epoch's chunks and grouping
+    them by partition cost the worker a fixed ~250 µs per batch plus ~3-6 ms per epoch.
     """
 
-    __slots__ = ("_offsets", "_parts", "_table")
+    __slots__ = ("_lock", "_offsets", "_parts", "_table")
 
-    def __init__(self, parts: Sequence[pa.Table]) -> None:
+    def __init__(self, parts: Sequence[pa.Table | _Pending]) -> None:
         self._parts = list(parts)
+        self._lock = threading.Lock()  # the committer and a snapshot may both ask
         self._table: pa.Table | None = None
         self._offsets: dict[int, int] | None = None
 
@@ -93,10 +107,12 @@ class Rows:
     @property
     def table(self) -> pa.Table:
         """The rows as one table."""
-        if self._table is None:
-            parts = self._parts
-            self._table = parts[0] if len(parts) == 1 else pa.concat_tables(parts)
-        return self._table
+        with self._lock:
+            if self._table is None:
+                tables = [p if isinstance(p, pa.Table) else p.build(p.items) for p in self._parts]
+                self._table = tables[0] if len(tables) == 1 else pa.concat_tables(tables)
+                self._parts = []
+            return self._table
 
     @property
     def offsets(self) -> dict[int, int]:
@@ -158,7 +174,7 @@ class DeltaAppender:
         self._skip: dict[int, set[int]] = defaultdict(set)
         if resume_version is not None:
             self._load_skip(resume_version)
-        self._buffer: list[pa.Table] = []
+        self._buffer: list[pa.Table | _Pending] = []
         self.rows_buffered = 0
 
     def _app(self, partition: int) -> str:
@@ -210,6 +226,21 @@ class DeltaAppender:
             return
         self._buffer.append(table)
         self.rows_buffered += table.num_rows
+
+    def add_rows(self, items: Sequence[Any], build: Build) -> None:
+        """Buffer Python rows; `build(rows)` makes them a table when they are committed.
+
+        For a stream of small batches: the Arrow columns are built once per commit, off
+        the caller's thread, rather than once per batch (a fixed ~80-180 µs each).
+        """
+        if not items:
+            return
+        last = self._buffer[-1] if self._buffer else None
+        if not isinstance(last, _Pending) or last.build is not build:
+            last = _Pending(build)
+            self._buffer.append(last)
+        last.items.extend(items)
+        self.rows_buffered += len(items)
 
     def cut(self) -> Rows | None:
         """Take the buffered rows for `write` (None if nothing is buffered)."""

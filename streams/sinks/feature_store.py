@@ -11,6 +11,7 @@ snapshot, and whatever it does not cover will be replayed into all three stores.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any
 
@@ -75,6 +76,7 @@ class FeatureStorePartition(StatefulSinkPartition[StoreItem, dict[str, Any]]):
             topic=config.features_topic,
         )
         self._writer = FeatureVectorWriter(fs)
+        self._features_table = functools.partial(delta_tables.features_table, fs)
         self._commit_rows = config.commit_rows
         self._features: DeltaAppender | None = None
         self._raw: DeltaAppender | None = None
@@ -121,7 +123,7 @@ class FeatureStorePartition(StatefulSinkPartition[StoreItem, dict[str, Any]]):
                     headers=[("event_id", vector.event_id.encode())],
                 )
         if features is not None:
-            features.add(delta_tables.features_table(self._fs, vectors))
+            features.add_rows(vectors, self._features_table)
             raw = self._raw
             if raw is not None:
                 rows = [
@@ -129,8 +131,7 @@ class FeatureStorePartition(StatefulSinkPartition[StoreItem, dict[str, Any]]):
                     for _, d in items
                     if raw.accepts(d.partition, d.offset)
                 ]
-                if rows:
-                    raw.add(delta_tables.transactions_table(rows))
+                raw.add_rows(rows, delta_tables.transactions_table)
             if features.rows_buffered >= self._commit_rows:
                 self._acknowledge()
                 self._delta.submit()

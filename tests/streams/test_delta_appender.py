@@ -91,3 +91,35 @@ def test_rows_a_crash_kept_from_landing_are_committed_once_on_restore(tmp_path: 
         restored = BackgroundCommits({"labels": _labels_appender(uri, state["labels"])})
         restored.restore(state)
     assert _event_ids(uri) == sorted(f"e{o}" for o in range(6))
+
+
+def test_python_rows_land_as_their_table_would_in_the_order_they_came(tmp_path: Path) -> None:
+    by_rows, by_table = str(tmp_path / "rows"), str(tmp_path / "table")
+    deferred, direct = _labels_appender(by_rows), _labels_appender(by_table)
+    batches = [_rows(0, range(2)), _rows(1, range(3)), _rows(0, range(2, 4))]
+    deferred.add_rows(batches[0], labels_table)
+    deferred.add(labels_table(batches[1]))  # a table between two runs of Python rows
+    deferred.add_rows(batches[2], labels_table)
+    deferred.add_rows([], labels_table)
+    assert deferred.rows_buffered == 7
+    for batch in batches:
+        direct.add(labels_table(batch))
+    deferred.commit()
+    direct.commit()
+    assert DeltaTable(by_rows).to_pyarrow_table() == DeltaTable(by_table).to_pyarrow_table()
+    assert [deferred.accepts(p, o) for p, o in ((0, 3), (0, 4), (1, 2), (1, 3))] == [
+        False,
+        True,
+        False,
+        True,
+    ]
+
+
+def test_staged_python_rows_pickle_as_their_table(tmp_path: Path) -> None:
+    appender = _labels_appender(str(tmp_path / "labels"))
+    appender.add_rows(_rows(2, range(4)), labels_table)
+    cut = appender.cut()
+    assert cut is not None
+    restored = pickle.loads(pickle.dumps(cut))
+    assert restored.table == labels_table(_rows(2, range(4)))
+    assert restored.offsets == cut.offsets == {2: 3}
