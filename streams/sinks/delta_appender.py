@@ -71,6 +71,7 @@ def ensure_table(
 
 
 Build = Callable[[Sequence[Any]], pa.Table]  # Python rows -> their Arrow table
+_BUILD_NOW = 64  # rows from which `add_rows` builds the table at once
 
 
 class _Pending:
@@ -228,12 +229,19 @@ class DeltaAppender:
         self.rows_buffered += table.num_rows
 
     def add_rows(self, items: Sequence[Any], build: Build) -> None:
-        """Buffer Python rows; `build(rows)` makes them a table when they are committed.
+        """Buffer Python rows; `build(rows)` makes them a table, now or when committed.
 
-        For a stream of small batches: the Arrow columns are built once per commit, off
-        the caller's thread, rather than once per batch (a fixed ~80-180 µs each).
+        Building Arrow columns costs a fixed ~80-180 µs per call: a batch of fewer than
+        `_BUILD_NOW` rows (live traffic comes in batches of a few events) waits and is
+        built with the others once per commit, on the committing thread; a larger one
+        (a backlog) is built now, where it costs the same per row and does not hold the
+        interpreter lock against the caller later (measured: deferring every batch cost
+        the throughput benchmark ~7%).
         """
         if not items:
+            return
+        if len(items) >= _BUILD_NOW:
+            self.add(build(items))
             return
         last = self._buffer[-1] if self._buffer else None
         if not isinstance(last, _Pending) or last.build is not build:
