@@ -53,8 +53,9 @@ TOPIC_CONFIG = {"retention.ms": str(24 * 3600 * 1000), "cleanup.policy": "delete
 # Partitions of the topics a live (paced) measurement runs on: one, as one worker per stage
 # reads them. The embedded broker (Tansu 0.6, memory storage) scans every record batch a
 # partition holds on each fetch, and a live producer lingering 5 ms adds ~200 batches per
-# partition per second: measured with one consumer at 5,000 msg/s, its CPU climbs from 0.24
-# to 0.99 of a core over 20 s (to 0.18 with linger 20 ms; a 20 s produce-only run: 0.05).
+# partition per second: measured with one consumer of a 4-partition topic at 5,000 msg/s,
+# its CPU climbs from 0.24 to 0.99 of a core over 20 s (to 0.18 with linger 20 ms;
+# producing alone, no consumer: 0.05).
 # At 4 partitions the broker takes 0.6-0.9 of the 2 cores within a 10 s scoring phase.
 # Retention is not enforced and DeleteRecords does not answer, so nothing trims the logs.
 LIVE_PARTITIONS = 1
