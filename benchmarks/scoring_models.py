@@ -26,9 +26,9 @@ import numpy as np
 import numpy.typing as npt
 import onnxruntime as ort
 import torch
+from _common import median, write_result
 from torch import nn
 
-from benchmarks._common import median, write_result
 from schemas.features.fraud import FRAUD_FEATURES
 from serving.integrity import sha256_hex, verify_onnx
 from serving.runtime import LoadedModel, Thresholds
