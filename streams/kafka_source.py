@@ -77,10 +77,13 @@ class _KafkaPartition(StatefulSourcePartition[SourceRecord, int]):
 
 
 class KafkaSource(FixedPartitionedSource[SourceRecord, int]):
-    """Every partition of `topic`, from the beginning or from the recovery snapshot."""
+    """Every partition of `topic`, from the beginning or from the recovery snapshot.
+
+    `batch_size` bounds one poll of a partition (`streams.sources.kafka_source` picks it).
+    """
 
     def __init__(
-        self, config: Mapping[str, str], topic: str, *, tail: bool, batch_size: int = 500
+        self, config: Mapping[str, str], topic: str, *, tail: bool, batch_size: int
     ) -> None:
         self._config = dict(config)
         self._topic = topic
