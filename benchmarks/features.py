@@ -70,6 +70,7 @@ from schemas.features.online import META_FIELD, entity_key, event_id_of
 from schemas.records import Transaction
 from streams.delta_tables import FEATURES, table_uri
 from streams.generator import TokenBucket, World, WorldConfig
+from streams.kafka_assign import assign
 from streams.runner import run_dataflow
 
 TARGET_EVENTS_PER_S = 25_000
@@ -199,7 +200,10 @@ def floor_pass(kafka_config: dict[str, str], topic: str, events: int) -> Timed:
         )
         producer = Producer({**PRODUCER_CONFIG, **kafka_config})
         partitions = consumer.list_topics(topic, timeout=30).topics[topic].partitions
-        consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
+        # Started as the pipeline's source starts its consumers (see `streams.kafka_assign`).
+        assign(
+            consumer, [TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions], timeout_s=30
+        )
         try:
             count = _consume_decode_produce(consumer, producer, out_topic)
         finally:

@@ -58,6 +58,7 @@ from schemas.features.fraud import FRAUD_FEATURES
 from schemas.records import Transaction
 from streams.generator import World, WorldConfig
 from streams.generator.produce import produce
+from streams.kafka_assign import assign
 
 TARGET_P99_MS = 50.0
 BENCH_DIR = Path(__file__).resolve().parent
@@ -88,7 +89,7 @@ class PredictionWatch:
         for topic in (features, predictions):
             meta = self._consumer.list_topics(topic, timeout=30).topics[topic]
             parts += [TopicPartition(topic, p, OFFSET_BEGINNING) for p in meta.partitions]
-        self._consumer.assign(parts)
+        assign(self._consumer, parts, timeout_s=30)
         self._features, self._predictions = features, predictions
         self._pred = codec_for("Prediction")
         self.feature_ts: dict[str, int] = {}

@@ -22,9 +22,12 @@ from confluent_kafka.admin import AdminClient
 
 from streams.errors import SourceError
 from streams.features.decode import SourceRecord
+from streams.kafka_assign import assign
 
 __all__ = ["KafkaSource"]
 
+# How long a partition's consumer waits for its leader before assigning (`kafka_assign`).
+_CONNECT_S = 10.0
 # Options only a consumer understands: the admin client that lists partitions warns on them.
 _CONSUMER_ONLY = frozenset({"fetch.wait.max.ms", "fetch.min.bytes", "enable.partition.eof"})
 
@@ -36,7 +39,7 @@ class _KafkaPartition(StatefulSourcePartition[SourceRecord, int]):
         self, config: Mapping[str, str], topic: str, partition: int, offset: int, batch_size: int
     ) -> None:
         self._consumer = Consumer(dict(config))
-        self._consumer.assign([TopicPartition(topic, partition, offset)])
+        assign(self._consumer, [TopicPartition(topic, partition, offset)], timeout_s=_CONNECT_S)
         self._topic, self._partition = topic, partition
         self._offset = offset
         self._batch = batch_size

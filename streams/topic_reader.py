@@ -9,6 +9,7 @@ from collections.abc import Iterator, Mapping
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Message, TopicPartition
 
 from streams.errors import StreamsError
+from streams.kafka_assign import assign
 
 __all__ = ["read_to_end"]
 
@@ -36,7 +37,11 @@ def read_to_end(
             msg = f"topic {topic!r} is not readable: {metadata.error}"
             raise StreamsError(msg)
         partitions = sorted(metadata.partitions)
-        consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
+        assign(
+            consumer,
+            [TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions],
+            timeout_s=timeout_s,
+        )
         pending = set(partitions)
         deadline = time.monotonic() + timeout_s
         while pending:

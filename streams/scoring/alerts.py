@@ -22,6 +22,7 @@ from schemas.contracts import codec_for, registry_client
 from schemas.errors import ContractError
 from serving.drift import DriftMetric
 from streams.errors import StreamsError
+from streams.kafka_assign import assign
 
 __all__ = ["DriftFollower", "RetrainDebouncer"]
 
@@ -82,7 +83,11 @@ class DriftFollower:
             raise StreamsError(msg)
         start = OFFSET_BEGINNING if from_beginning else OFFSET_END
         self._partitions = sorted(metadata.partitions)
-        self._consumer.assign([TopicPartition(topic, p, start) for p in self._partitions])
+        assign(
+            self._consumer,
+            [TopicPartition(topic, p, start) for p in self._partitions],
+            timeout_s=timeout_s,
+        )
 
     def __iter__(self) -> Iterator[DriftMetric]:
         pending = set(self._partitions)
