@@ -127,6 +127,14 @@ def test_reads_a_bare_body_from_offset_zero() -> None:
     assert READER.read(data[10:]) == example()
 
 
+def test_entity_and_category_strings_are_one_object_per_value() -> None:
+    first, second = (
+        READER.read(codecs()[0].encode(example(event_id=e).to_avro())[10:]) for e in ("1", "2")
+    )
+    for field in ("card_id", "merchant_id", "currency", "mcc", "country", "card_country"):
+        assert getattr(first, field) is getattr(second, field), field
+
+
 def test_reader_and_codec_agree_on_the_schema_fingerprint() -> None:
     assert READER.fingerprint == AvroCodec(load_schema("Transaction")).fingerprint
 
