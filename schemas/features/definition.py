@@ -3,7 +3,9 @@
 A definition is plain frozen data, referenced by import path (`schemas.features.fraud`),
 never pickled. Its fingerprint (sha256 of a canonical JSON form) is its version: change a
 window or a feature and the version changes, so every stored row says which definition
-computed it.
+computed it. The form includes `ARITHMETIC`, the revision of the kernels' arithmetic
+contract (`schemas.features.kernels`): the same definition computed under another contract
+gives other bits, so it is another version.
 
 Windows are sliding, by event time, and end at the event, inclusive: a feature of an event
 at time t over window w aggregates the entity's known events e with t - w < e.time <= t,
@@ -23,6 +25,7 @@ from schemas.errors import DefinitionError
 from schemas.records import Transaction
 
 __all__ = [
+    "ARITHMETIC",
     "NUMERIC_FIELDS",
     "AggFunction",
     "Aggregation",
@@ -38,6 +41,10 @@ __all__ = [
     "OneHot",
     "RequestFeature",
 ]
+
+# Revision of the arithmetic contract of `schemas.features.kernels`: 2 = exact sums, means
+# and variances (1 summed window slices with the built-in `sum`).
+ARITHMETIC = 2
 
 AggFunction = Literal[
     "count",
@@ -280,6 +287,7 @@ class FeatureSet:
     def canonical(self) -> dict[str, Any]:
         """A JSON-able form of the definition, stable across processes and versions."""
         return {
+            "arithmetic": ARITHMETIC,
             "name": self.name,
             "request_features": [_describe(f) for f in self.request_features],
             "views": [

@@ -1,23 +1,35 @@
 """Window kernels: per-entity state and the computation of a view's features for one event.
 
 Pure Python, no I/O, importable without Bytewax. The state of one entity is its known
-events sorted by event time (parallel lists, so window slices are C-level `sum`/`min`/
-`max`/`set` calls). An event is *late* when its time is more than the view's allowed
-lateness behind the newest event time the entity has seen: a late event gets its vector
-(computed from the retained state plus itself) but does not enter the state.
+events sorted by event time (parallel lists, so window slices are C-level `min`/`max`/
+`set` calls), plus exact prefix sums of the sources that are summed. An event is *late*
+when its time is more than the view's allowed lateness behind the newest event time the
+entity has seen: a late event gets its vector (computed from the retained state plus
+itself) but does not enter the state.
 
 Feature values are compared bit for bit across Redis, Delta and backfills, so the
-arithmetic is part of the contract. Over the window slice `s` (oldest first, the event
-last): `float(len(s))`, `float(sum(s))`, `float(min(s))`, `float(max(s))`,
-`float(sum(s)) / len(s)`, `float(len(set(s)))` and the std of `_std`; `zscore` and `last`
-read the earlier events `s[:-1]`. A faster kernel must keep these expressions over the same slices:
-float `sum` depends on order and on the Python version (3.12 compensates), so running sums
-would not reproduce it.
+arithmetic is part of the contract. Over the window `s` (oldest first, the event last):
+`float(len(s))`, `float(min(s))`, `float(max(s))` and `float(len(set(s)))`; `sum` is the
+float nearest the exact sum of `s` (what `math.fsum` gives), `mean` the float nearest the
+exact mean, `std` the `math.sqrt` of the float nearest the exact population variance.
+`zscore` is `(float(x) - m) / d` over the earlier events `s[:-1]` (two or more, with their
+mean `m` and std `d` as above; 0.0 when `d <= 1e-9 * max(1, |m|)`), and `last` reads
+`s[-2]`. Exact sums do not depend on the order of `s`, on the order the events arrived in,
+or on the Python version (3.12 changed `sum` over floats), so a backfill reproduces a
+stream however its partitions interleaved. Sources are numbers (ints or finite floats)
+for every function but `count_distinct`, `min` and `max`.
+
+Exact sums cost O(1) per event whatever the window's length: each value `v` of a summed
+source is held as the integer `v * 2**e` (exact: a float is an integer times a power of
+two; `e` grows, and the prefixes are shifted, when a value needs finer bits), the state
+keeps prefix sums of those integers and of their squares, and a window's sum is one
+subtraction and one correctly rounded int division. (A month-long mean over a busy
+merchant's events used to sum its whole slice on every event.)
 
 For speed, `ViewKernel` compiles its view to a `_Plan` once. Per event, each window's
 start is found once (longest window first, each start bounding the next), each (source,
-window) slice is cut once and shared (sum and max, mean and std), and the aggregations run
-from per-function tables of output positions rather than one Python call each.
+window) slice that `min`/`max` read is cut once and shared, and the aggregations run from
+per-function tables of output positions rather than one Python call each.
 """
 
 from __future__ import annotations
@@ -35,15 +47,25 @@ from schemas.records import Transaction
 __all__ = ["ViewKernel", "WindowState"]
 
 _EVICT_BATCH = 256
+_SUMMED = frozenset({"sum", "mean", "std", "zscore"})
+_SQUARED = frozenset({"std", "zscore"})
 
 
 @dataclass(slots=True)
 class WindowState:
-    """Known events of one entity, sorted by event time, and the entity's watermark."""
+    """Known events of one entity, sorted by event time, and the entity's watermark.
+
+    For each summed source, `sums` holds the prefix sums of its values scaled by
+    `2**scales[slot]` (`sums[slot][k]` = a base + the scaled values of events `0..k-1`, so
+    one entry more than events), and `squares` those of the squared scaled values of each
+    squared source (scale `2**(2 * scales[slot])`). All exact integers.
+    """
 
     times: list[int] = field(default_factory=list)
     columns: list[list[Any]] = field(default_factory=list)
-    squares: list[list[float]] = field(default_factory=list)
+    sums: list[list[int]] = field(default_factory=list)
+    squares: list[list[int]] = field(default_factory=list)
+    scales: list[int] = field(default_factory=list)
     max_time: int | None = None
 
 
@@ -54,17 +76,19 @@ _Reduce = Callable[[list[Any]], Any]
 class _Plan:
     """A view's aggregations as tables, one per function; `at` is the output position.
 
-    `w` indexes the view's windows longest first, `col` its sources, `sq` its squared
-    sources, and `k` the (source, window) slices cut once per event from `slices`.
+    `w` indexes the view's windows longest first, `col` its sources, `sm` its summed
+    sources (`sums`, `scales`) and `sq` its squared ones (`squares`), and `k` the (source,
+    window) slices cut once per event from `slices`.
     """
 
     width: int
     slices: tuple[tuple[int, int], ...]  # (col, w): columns[col][lo_w : i + 1]
     counts: tuple[tuple[int, int], ...]  # (at, w)
-    reduces: tuple[tuple[int, int, _Reduce], ...]  # (at, k, sum | min | max)
+    reduces: tuple[tuple[int, int, _Reduce], ...]  # (at, k, min | max)
+    sums: tuple[tuple[int, int, int], ...]  # (at, sm, w)
+    moments: tuple[tuple[int, int, int, int, int], ...]  # (mean at | -1, std at | -1, sm, sq, w)
     distincts: tuple[tuple[int, int, int], ...]  # (at, col, w)
-    moments: tuple[tuple[int, int, int, int, int], ...]  # (mean at | -1, std at | -1, k, sq, w)
-    zscores: tuple[tuple[int, int, int, int], ...]  # (at, col, sq, w)
+    zscores: tuple[tuple[int, int, int, int, int], ...]  # (at, col, sm, sq, w)
     lasts: tuple[tuple[int, int, int], ...]  # (at, col, w)
     gaps: tuple[tuple[int, float], ...]  # (at, cap in seconds)
 
@@ -79,11 +103,17 @@ class ViewKernel:
         self.sources: tuple[str, ...] = tuple(
             sorted({a.source for a in view.aggregations if a.source is not None})
         )
-        squared = {a.source for a in view.aggregations if a.function in {"std", "zscore"}}
+        summed = {a.source for a in view.aggregations if a.function in _SUMMED}
+        squared = {a.source for a in view.aggregations if a.function in _SQUARED}
+        self.summed: tuple[int, ...] = tuple(i for i, s in enumerate(self.sources) if s in summed)
         self.squared: tuple[int, ...] = tuple(i for i, s in enumerate(self.sources) if s in squared)
         self.windows: tuple[int, ...] = tuple(sorted({a.window_ms for a in view.aggregations}))
         self._spans = self.windows[::-1]
-        self._squares_of: tuple[tuple[int, int], ...] = tuple(enumerate(self.squared))
+        # (sums slot, source column, squares slot or -1) of each summed source
+        self._summed_of: tuple[tuple[int, int, int], ...] = tuple(
+            (sm, col, self.squared.index(col) if col in self.squared else -1)
+            for sm, col in enumerate(self.summed)
+        )
         self._plan = self._compile()
         self._extract = _getter(self.sources)
 
@@ -91,8 +121,32 @@ class ViewKernel:
         """An empty state with one column per source field."""
         return WindowState(
             columns=[[] for _ in self.sources],
-            squares=[[] for _ in self.squared],
+            sums=[[0] for _ in self.summed],
+            squares=[[0] for _ in self.squared],
+            scales=[0 for _ in self.summed],
         )
+
+    def restore(self, state: WindowState) -> WindowState:
+        """`state` as this kernel keeps it, from a snapshot of this or an earlier release.
+
+        States pickled before exact sums hold float squares and no prefix sums: those are
+        rebuilt from the retained events (which is what they are a function of).
+        """
+        if hasattr(state, "sums") and hasattr(state, "scales"):
+            return state
+        fresh = self.new_state()
+        fresh.times, fresh.columns, fresh.max_time = state.times, state.columns, state.max_time
+        for sm, col, sq in self._summed_of:
+            ratios = [v.as_integer_ratio() for v in fresh.columns[col]]
+            scale = max((d.bit_length() - 1 for _, d in ratios), default=0)
+            fresh.scales[sm] = scale
+            prefix, squares = fresh.sums[sm], fresh.squares[sq] if sq >= 0 else None
+            for numerator, denominator in ratios:
+                x = numerator << (scale - denominator.bit_length() + 1)
+                prefix.append(prefix[-1] + x)
+                if squares is not None:
+                    squares.append(squares[-1] + x * x)
+        return fresh
 
     def extract(self, event: Transaction) -> tuple[Any, ...]:
         """The source values this view needs from `event`, in `sources` order."""
@@ -107,7 +161,6 @@ class ViewKernel:
         """
         times = state.times
         columns = state.columns
-        squares = state.squares
         max_time = state.max_time
         if max_time is None:
             late = False
@@ -116,22 +169,35 @@ class ViewKernel:
             late = event_time < max_time - self.lateness_ms
             watermark = max_time if max_time >= event_time else event_time
 
+        # Each summed source's value as an exact integer at its scale (raised first, with
+        # its prefixes shifted, when the value has finer bits), for its prefix lists.
+        scaled = []
+        for sm, col, sq in self._summed_of:
+            numerator, denominator = values[col].as_integer_ratio()
+            bits = denominator.bit_length() - 1  # the denominator is a power of two
+            scale = state.scales[sm]
+            if bits > scale:
+                _rescale(state, sm, sq, bits - scale)
+                scale = bits
+            x = numerator << (scale - bits)
+            scaled.append((state.sums[sm], x))
+            if sq >= 0:
+                scaled.append((state.squares[sq], x * x))
         if not times or event_time >= times[-1]:  # in order: the event goes last
             i = len(times)
             times.append(event_time)
             for column, value in zip(columns, values, strict=True):
                 column.append(value)
-            for slot, source in self._squares_of:
-                v = float(values[source])
-                squares[slot].append(v * v)
+            for prefix, x in scaled:
+                prefix.append(prefix[-1] + x)
         else:  # after the known events of the same time, as `bisect_right` places it
             i = bisect_right(times, event_time)
             times.insert(i, event_time)
             for column, value in zip(columns, values, strict=True):
                 column.insert(i, value)
-            for slot, source in self._squares_of:
-                v = float(values[source])
-                squares[slot].insert(i, v * v)
+            for prefix, x in scaled:
+                prefix.insert(i + 1, prefix[i] + x)
+                prefix[i + 2 :] = [p + x for p in prefix[i + 2 :]]
 
         cutoff = watermark - self.retention_ms
         horizon = bisect_right(times, cutoff) if times[0] <= cutoff else 0
@@ -151,36 +217,33 @@ class ViewKernel:
                 los.append(lo)
         else:
             los = [i] * len(self._spans)
-        result = self._evaluate(times, columns, squares, los, i, horizon, event_time)
+        result = self._evaluate(state, los, i, horizon, event_time)
 
         if late:
             del times[i]
             for column in columns:
                 del column[i]
-            for squared in squares:
-                del squared[i]
+            for prefix, x in scaled:
+                del prefix[i + 1]
+                prefix[i + 1 :] = [p - x for p in prefix[i + 1 :]]
         else:
             state.max_time = watermark
             if horizon >= _EVICT_BATCH or (horizon and horizon * 4 >= len(times)):
                 del times[:horizon]
                 for column in columns:
                     del column[:horizon]
-                for squared in squares:
-                    del squared[:horizon]
+                for prefixes in (state.sums, state.squares):
+                    for prefix in prefixes:
+                        base = prefix[horizon]  # rebased to 0: the integers stay small
+                        prefix[:] = [p - base for p in prefix[horizon:]]
         return result, late
 
     def _evaluate(
-        self,
-        times: list[int],
-        columns: list[list[Any]],
-        squares: list[list[float]],
-        los: list[int],
-        i: int,
-        horizon: int,
-        t: int,
+        self, state: WindowState, los: list[int], i: int, horizon: int, t: int
     ) -> tuple[float, ...]:
         """Every aggregation of the event at index `i`, in the view's order."""
         plan = self._plan
+        columns = state.columns
         end = i + 1
         out = [0.0] * plan.width
         for at, w in plan.counts:
@@ -191,25 +254,29 @@ class ViewKernel:
                 windowed.append(columns[col][los[w] : end])
             for at, k, reduce in plan.reduces:
                 out[at] = float(reduce(windowed[k]))
-            for mean_at, std_at, k, sq, w in plan.moments:
-                lo = los[w]
-                n = end - lo
-                mean = float(sum(windowed[k])) / n
-                if mean_at >= 0:
-                    out[mean_at] = mean
-                if std_at >= 0:
-                    out[std_at] = _std(windowed[k], squares[sq][lo:end], n, mean)
+        sums, squares, scales = state.sums, state.squares, state.scales
+        for at, sm, w in plan.sums:
+            prefix = sums[sm]
+            out[at] = _ratio(prefix[end] - prefix[los[w]], 1 << scales[sm])
+        for mean_at, std_at, sm, sq, w in plan.moments:
+            lo = los[w]
+            n = end - lo
+            s1 = sums[sm][end] - sums[sm][lo]
+            if mean_at >= 0:
+                out[mean_at] = _ratio(s1, n << scales[sm])
+            if std_at >= 0:
+                out[std_at] = _std(s1, squares[sq][end] - squares[sq][lo], n, scales[sm])
         for at, col, w in plan.distincts:
             lo = los[w]
             out[at] = float(len(set(columns[col][lo:end]))) if lo < i else 1.0
-        for at, col, sq, w in plan.zscores:
+        for at, col, sm, sq, w in plan.zscores:
             lo = los[w]
             n = i - lo
             if n < 2:
                 continue
-            prior = columns[col][lo:i]
-            mean = float(sum(prior)) / n
-            sd = _std(prior, squares[sq][lo:i], n, mean)
+            s1 = sums[sm][i] - sums[sm][lo]
+            mean = _ratio(s1, n << scales[sm])
+            sd = _std(s1, squares[sq][i] - squares[sq][lo], n, scales[sm])
             scale = abs(mean)
             if sd <= 1e-9 * (scale if scale > 1.0 else 1.0):  # max(1.0, |mean|)
                 continue
@@ -219,7 +286,7 @@ class ViewKernel:
                 out[at] = float(columns[col][i - 1])
         for at, cap_s in plan.gaps:
             if i > horizon:
-                gap = (t - times[i - 1]) / 1000.0
+                gap = (t - state.times[i - 1]) / 1000.0
                 out[at] = gap if gap < cap_s else cap_s
             else:
                 out[at] = cap_s
@@ -230,9 +297,10 @@ class ViewKernel:
         slices: list[tuple[int, int]] = []
         counts: list[tuple[int, int]] = []
         reduces: list[tuple[int, int, _Reduce]] = []
+        sums: list[tuple[int, int, int]] = []
+        moments: dict[tuple[int, int], list[int]] = {}  # (sm, w) -> [mean at, std at, sm, sq, w]
         distincts: list[tuple[int, int, int]] = []
-        moments: dict[int, list[int]] = {}  # k -> [mean at, std at, k, sq, w]
-        zscores: list[tuple[int, int, int, int]] = []
+        zscores: list[tuple[int, int, int, int, int]] = []
         lasts: list[tuple[int, int, int]] = []
         gaps: list[tuple[int, float]] = []
 
@@ -244,21 +312,23 @@ class ViewKernel:
         for at, agg in enumerate(self.view.aggregations):
             w = self._spans.index(agg.window_ms)
             col = self.sources.index(agg.source) if agg.source is not None else -1
+            sm = self.summed.index(col) if col in self.summed else -1
             sq = self.squared.index(col) if col in self.squared else -1
             fn: AggFunction = agg.function
             match fn:
                 case "count":
                     counts.append((at, w))
-                case "sum" | "min" | "max":
+                case "min" | "max":
                     reduces.append((at, slice_of(col, w), _REDUCERS[fn]))
+                case "sum":
+                    sums.append((at, sm, w))
+                case "mean" | "std":
+                    moment = moments.setdefault((sm, w), [-1, -1, sm, sq, w])
+                    moment[0 if fn == "mean" else 1] = at
                 case "count_distinct":
                     distincts.append((at, col, w))
-                case "mean" | "std":
-                    k = slice_of(col, w)
-                    moment = moments.setdefault(k, [-1, -1, k, sq, w])
-                    moment[0 if fn == "mean" else 1] = at
                 case "zscore":
-                    zscores.append((at, col, sq, w))
+                    zscores.append((at, col, sm, sq, w))
                 case "last":
                     lasts.append((at, col, w))
                 case "seconds_since_previous":
@@ -270,15 +340,16 @@ class ViewKernel:
             slices=tuple(slices),
             counts=tuple(counts),
             reduces=tuple(reduces),
-            distincts=tuple(distincts),
+            sums=tuple(sums),
             moments=tuple((m[0], m[1], m[2], m[3], m[4]) for m in moments.values()),
+            distincts=tuple(distincts),
             zscores=tuple(zscores),
             lasts=tuple(lasts),
             gaps=tuple(gaps),
         )
 
 
-_REDUCERS: dict[str, _Reduce] = {"sum": sum, "min": min, "max": max}
+_REDUCERS: dict[str, _Reduce] = {"min": min, "max": max}
 
 
 def _getter(sources: tuple[str, ...]) -> Callable[[Transaction], tuple[Any, ...]]:
@@ -292,14 +363,29 @@ def _getter(sources: tuple[str, ...]) -> Callable[[Transaction], tuple[Any, ...]
     return lambda event: ()
 
 
-def _std(values: list[Any], squares: list[float], n: int, mean: float) -> float:
-    """Population std of `values` (n of them, mean `mean`) from their squares.
+def _rescale(state: WindowState, sm: int, sq: int, by: int) -> None:
+    """Raise summed source `sm`'s scale by `2**by`: its prefixes (and squares') shifted."""
+    state.scales[sm] += by
+    state.sums[sm][:] = [p << by for p in state.sums[sm]]
+    if sq >= 0:
+        state.squares[sq][:] = [p << 2 * by for p in state.squares[sq]]
 
-    Two-pass when the sum of squares has cancelled.
+
+def _ratio(numerator: int, denominator: int) -> float:
+    """The float nearest `numerator / denominator` (ints: one correctly rounded division)."""
+    try:
+        return numerator / denominator
+    except OverflowError:  # beyond the float range, as a float sum would end
+        return math.inf if numerator > 0 else -math.inf
+
+
+def _std(s1: int, s2: int, n: int, scale: int) -> float:
+    """Population std of n values whose scaled sum is `s1` and scaled squares sum `s2`.
+
+    `n * s2 - s1**2` is `n**2 * 2**(2 * scale)` times the exact variance: never negative,
+    never cancelled.
     """
-    if n == 1:  # what the formula below gives for any single value
+    spread = n * s2 - s1 * s1
+    if spread <= 0:
         return 0.0
-    var = sum(squares) / n - mean * mean
-    if var < 1e-4 * mean * mean:  # sum-of-squares lost its digits: recompute exactly
-        var = sum((float(x) - mean) ** 2 for x in values) / n
-    return math.sqrt(var) if var > 0.0 else 0.0
+    return math.sqrt(_ratio(spread, (n * n) << 2 * scale))

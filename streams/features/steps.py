@@ -32,7 +32,7 @@ class ViewLogic(StatefulBatchLogic[InFlight, InFlight, WindowState]):
 
     def __init__(self, kernel: ViewKernel, resume_state: WindowState | None) -> None:
         self._kernel = kernel
-        self._state = kernel.new_state() if resume_state is None else resume_state
+        self._state = kernel.new_state() if resume_state is None else kernel.restore(resume_state)
 
     def on_batch(self, values: list[InFlight]) -> tuple[list[InFlight], bool]:
         kernel, state = self._kernel, self._state

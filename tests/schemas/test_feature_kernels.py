@@ -9,6 +9,7 @@ import random
 import struct
 from bisect import bisect_right
 from datetime import timedelta
+from fractions import Fraction
 from typing import Any
 
 import pytest
@@ -23,6 +24,7 @@ from schemas.features import (
     FeatureView,
     LocalEngine,
     ViewKernel,
+    WindowState,
 )
 from schemas.features.fraud import FRAUD_FEATURES
 from schemas.records import Channel, Transaction
@@ -165,13 +167,14 @@ def test_window_kernels_property(
     _assert_matches(fs, events)
 
 
+def _exact_mean(s: list[Any]) -> Fraction:
+    return sum(map(Fraction, s), Fraction(0)) / len(s)
+
+
 def _plain_std(s: list[Any]) -> float:
-    n = len(s)
-    mean = float(sum(s)) / n
-    var = sum([float(x) * float(x) for x in s]) / n - mean * mean
-    if var < 1e-4 * mean * mean:
-        var = sum((float(x) - mean) ** 2 for x in s) / n
-    return math.sqrt(var) if var > 0.0 else 0.0
+    """The square root of the float nearest the exact population variance."""
+    mean = _exact_mean(s)
+    return math.sqrt(float(sum(((Fraction(x) - mean) ** 2 for x in s), Fraction(0)) / len(s)))
 
 
 def _plain_feature(
@@ -183,13 +186,13 @@ def _plain_feature(
         case "count":
             return float(i + 1 - lo)
         case "sum":
-            return float(sum(window))
+            return math.fsum(window)  # correctly rounded, by Shewchuk's algorithm
         case "min":
             return float(min(window))
         case "max":
             return float(max(window))
         case "mean":
-            return float(sum(window)) / len(window)
+            return float(_exact_mean(window))
         case "std":
             return _plain_std(window)
         case "count_distinct":
@@ -199,7 +202,7 @@ def _plain_feature(
         case "zscore":
             if len(prior) < 2:
                 return 0.0
-            mean = float(sum(prior)) / len(prior)
+            mean = float(_exact_mean(prior))
             sd = _plain_std(prior)
             if sd <= 1e-9 * max(1.0, abs(mean)):
                 return 0.0
@@ -239,9 +242,10 @@ def test_kernel_is_bit_identical_to_the_plain_expressions(
     """Same floats to the bit, late flags and retained events as the plain definition.
 
     The plain model keeps every accepted event (eviction only drops events behind every
-    later horizon) and computes each feature from scratch over slices of them, so a kernel
-    that sums in another order or starts a window elsewhere fails here even when it is
-    `close` to the reference.
+    later horizon) and computes each feature from scratch over slices of them, with exact
+    rationals (`fsum`, `Fraction`) for the sums and moments, so a kernel that rounds
+    anywhere on the way or starts a window elsewhere fails here even when it is `close`
+    to the reference.
     """
     windows = [timedelta(minutes=m) for m in (10, 60, 240)]
     aggs = [Aggregation(f"count_{i}", "count", w) for i, w in enumerate(windows)]
@@ -322,3 +326,44 @@ def test_request_features(amount: float) -> None:
     assert named["is_foreign"] == 1.0
     assert named["no_device"] == 1.0
     assert named["high_risk_mcc"] == 1.0
+
+
+def _sum_view() -> FeatureView:
+    return FeatureView(
+        name="card",
+        entity=Entity("card", "card_id"),
+        aggregations=tuple(
+            Aggregation(f"{fn}_1h", fn, timedelta(hours=1), source="amount")  # type: ignore[arg-type]
+            for fn in ("sum", "mean", "std", "zscore", "max")
+        ),
+    )
+
+
+def test_sums_beyond_the_float_range_are_infinite_not_an_error() -> None:
+    kernel = ViewKernel(_sum_view())
+    state = kernel.new_state()
+    kernel.apply(state, _T0, (1.5e308,))
+    values, _ = kernel.apply(state, _T0 + 1, (1.5e308,))
+    assert values[0] == math.inf  # sum
+    assert values[1] == 1.5e308  # the exact mean is in range
+    assert values[4] == 1.5e308
+
+
+def test_a_state_pickled_before_exact_sums_resumes_as_if_never_stopped() -> None:
+    """An earlier release pickled float squares and no prefix sums: they are rebuilt."""
+    kernel = ViewKernel(_sum_view())
+    amounts = [12.34, 0.01, 7.5, 1e6, 3.0]
+    running = kernel.new_state()
+    for k, amount in enumerate(amounts[:-1]):
+        kernel.apply(running, _T0 + k * 1000, (amount,))
+    old = WindowState.__new__(WindowState)  # only the slots of the earlier layout
+    old.times, old.columns, old.max_time = (
+        list(running.times),
+        [list(running.columns[0])],
+        running.max_time,
+    )
+    old.squares = [[a * a for a in running.columns[0]]]
+    restored = kernel.restore(pickle.loads(pickle.dumps(old)))
+    assert restored == running
+    t = _T0 + len(amounts) * 1000
+    assert kernel.apply(restored, t, (amounts[-1],)) == kernel.apply(running, t, (amounts[-1],))
