@@ -62,11 +62,12 @@ class RedisOnlineWriter:
 
     def __init__(self, client: redis.Redis, feature_set: FeatureSet, *, prefix: str) -> None:
         self._client = client
-        self._feature_set = feature_set
-        self._prefix = prefix
         self._sha = client.script_load(CAS_SCRIPT)
-        self._ttls = [str(int(v.ttl.total_seconds() * 1000)) for v in feature_set.views]
-        self._entities = [v.entity.name for v in feature_set.views]
+        self._ttls = [str(int(v.ttl.total_seconds() * 1000)).encode() for v in feature_set.views]
+        # Each view's key up to the entity id: `entity_key` with the id appended.
+        self._key_heads = [
+            entity_key(feature_set, v.entity.name, "", prefix=prefix) for v in feature_set.views
+        ]
         self._executor: ThreadPoolExecutor | None = None
         self._in_flight: Future[int] | None = None
 
@@ -103,22 +104,25 @@ class RedisOnlineWriter:
 
     def _calls(self, vectors: Iterable[FeatureVector]) -> list[_Call]:
         """The script calls writing the newest of `vectors` per key, `_KEYS_PER_CALL` each."""
-        newest: dict[str, tuple[FeatureVector, str]] = {}
+        newest: dict[str, tuple[FeatureVector, bytes]] = {}
         for vector in vectors:
-            for entity, entity_id, ttl in zip(self._entities, vector.keys, self._ttls, strict=True):
-                key = entity_key(self._feature_set, entity, entity_id, prefix=self._prefix)
+            for head, entity_id, ttl in zip(self._key_heads, vector.keys, self._ttls, strict=True):
+                key = head + entity_id
                 held = newest.get(key)
                 if held is None or held[0].order_key <= vector.order_key:
                     newest[key] = (vector, ttl)
         items = list(newest.items())
+        encoded: dict[int, dict[str, bytes]] = {}  # a vector newest for several keys: once
         calls: list[_Call] = []
         for start in range(0, len(items), _KEYS_PER_CALL):
             keys: list[str] = []
             args: list[bytes] = []
             for key, (vector, ttl) in items[start : start + _KEYS_PER_CALL]:
-                f = encode_hash(vector)
+                f = encoded.get(id(vector))
+                if f is None:
+                    f = encoded[id(vector)] = encode_hash(vector)
                 keys.append(key)
-                args += (f["_t"], f["_p"], f["_o"], ttl.encode(), f["_m"], f["_v"])
+                args += (f["_t"], f["_p"], f["_o"], ttl, f["_m"], f["_v"])
             calls.append((keys, args))
         return calls
 
