@@ -15,9 +15,10 @@ timestamps come from producers on this machine's clock.
 Models are the serving tests' tiny ONNX MLPs (27 inputs), registered in a temporary sqlite
 MLflow store with the fraud feature names; scoring cost does not depend on their weights.
 
-Every topic has `--partitions` partitions, 1 by default: one worker per stage reads them,
-and the embedded broker's fetches cost more with every record batch a partition holds (see
-`_common.LIVE_PARTITIONS`); `--partitions 4` shows that cost.
+Each rate is measured on its own fresh topics, with both workers started for it and warmed
+up first. Every topic has `--partitions` partitions, 1 by default: one worker per stage
+reads them, and the embedded broker's fetches cost more with every record batch a
+partition holds (see `_common.LIVE_PARTITIONS`); `--partitions 4` shows that cost.
 
 Run: `python benchmarks/scoring.py [--rates 1000 5000 --seconds 10]`.
 """
@@ -240,7 +241,33 @@ def _run_ms(watch: PredictionWatch, started_ms: int) -> str:
 
 
 def bench(opts: Options, services: BenchServices, tmp: Path) -> dict[str, Any]:
-    """Start both workers, warm up, then measure each offered rate in turn."""
+    """Measure each offered rate in turn, each on fresh topics and fresh workers."""
+    results: dict[str, Any] = {"rates": [], "worker_exit_codes": []}
+    for i, rate in enumerate(opts.rates):
+        figures, exit_codes = measure_rate(
+            opts, services, tmp / f"rate-{i}", rate=rate, seed=opts.seed + 1 + i
+        )
+        print(
+            f"{rate:,.0f}/s offered ({figures['achieved_rate']:,.0f} achieved): "
+            f"p50 {figures['p50_ms']:.1f} ms, p99 {figures['p99_ms']:.1f} ms, "
+            f"{figures['predicted']}/{figures['events']} predicted",
+            flush=True,
+        )
+        results["rates"].append(figures)
+        results["worker_exit_codes"].append(exit_codes)
+    return results
+
+
+def measure_rate(
+    opts: Options, services: BenchServices, tmp: Path, *, rate: float, seed: int
+) -> tuple[dict[str, Any], dict[str, int]]:
+    """Start both workers on fresh topics, warm up, offer `rate`; figures and exit codes.
+
+    Fresh topics per rate: the embedded broker's fetch cost grows with every record batch a
+    partition holds (`_common.LIVE_PARTITIONS`), so a rate measured on the logs an earlier
+    rate left behind would pay for that rate too.
+    """
+    tmp.mkdir(parents=True)
     config = services.kafka_config
     tx = fresh_topic(config, "tx", opts.partitions)
     spec = WorkerSpec(
@@ -277,36 +304,21 @@ def bench(opts: Options, services: BenchServices, tmp: Path) -> dict[str, Any]:
     )
     workers = [features, scoring]
     watch = PredictionWatch(config, spec.features_topic, predictions)
-    results: dict[str, Any] = {}
     try:
         warm = run_rate(
             opts, services, tx, watch, workers, rate=max(opts.warmup / 5, 100.0), seed=opts.seed
         )
         print(f"warm-up: {warm['predicted']} predictions, p99 {warm['p99_ms']:.1f} ms", flush=True)
-        results["rates"] = []
-        for i, rate in enumerate(opts.rates):
-            figures = run_rate(
-                opts, services, tx, watch, workers, rate=rate, seed=opts.seed + 1 + i
-            )
-            print(
-                f"{rate:,.0f}/s offered ({figures['achieved_rate']:,.0f} achieved): "
-                f"p50 {figures['p50_ms']:.1f} ms, p99 {figures['p99_ms']:.1f} ms, "
-                f"{figures['predicted']}/{figures['events']} predicted",
-                flush=True,
-            )
-            results["rates"].append(figures)
+        figures = run_rate(opts, services, tx, watch, workers, rate=rate, seed=seed)
     except BaseException:
         for log in ("f.log", "s.log"):
             tail = (tmp / log).read_text(errors="replace").splitlines()[-20:]
             print(f"{log} tail:\n" + "\n".join(tail), file=sys.stderr)
         raise
     finally:
-        results["worker_exit_codes"] = {
-            "features": stop_process(features),
-            "scoring": stop_process(scoring),
-        }
+        exit_codes = {"features": stop_process(features), "scoring": stop_process(scoring)}
         watch.close()
-    return results
+    return figures, exit_codes
 
 
 def report(results: dict[str, Any]) -> Table:
