@@ -16,15 +16,15 @@ exact mean, `std` the `math.sqrt` of the float nearest the exact population vari
 mean `m` and std `d` as above; 0.0 when `d <= 1e-9 * max(1, |m|)`), and `last` reads
 `s[-2]`. Exact sums do not depend on the order of `s`, on the order the events arrived in,
 or on the Python version (3.12 changed `sum` over floats), so a backfill reproduces a
-stream however its partitions interleaved. Sources are numbers (ints or finite floats)
-for every function but `count_distinct`, `min` and `max`.
+stream however its partitions interleaved. Summed sources hold ints or finite floats (the
+transaction decoder and the online API refuse non-finite numbers).
 
 Exact sums cost O(1) per event whatever the window's length: each value `v` of a summed
 source is held as the integer `v * 2**e` (exact: a float is an integer times a power of
 two; `e` grows, and the prefixes are shifted, when a value needs finer bits), the state
 keeps prefix sums of those integers and of their squares, and a window's sum is one
-subtraction and one correctly rounded int division. (A month-long mean over a busy
-merchant's events used to sum its whole slice on every event.)
+subtraction and one correctly rounded int division. (A 7-day mean over a busy merchant's
+events used to sum its whole slice on every event.)
 
 For speed, `ViewKernel` compiles its view to a `_Plan` once. Per event, each window's
 start is found once (longest window first, each start bounding the next), each (source,
