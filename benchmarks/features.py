@@ -192,7 +192,7 @@ def floor_pass(kafka_config: dict[str, str], topic: str, events: int) -> Timed:
     Its producer is made ready before the clock starts: a fresh idempotent librdkafka
     producer waits for its producer id, and when the broker connection comes up after its
     first try, it tries again only 500 ms later (librdkafka's idempotence timer; measured:
-    ready in 0.05-0.1 s or in 0.50-0.55 s), which is half of this ~1 s loop. The pipeline
+    ready in 0.05-0.1 s or in 0.50-0.55 s), up to half of this ~1 s loop. The pipeline
     pays that start-up inside its own timing, in its Kafka sink, overlapped with its work.
     """
     out_topic = fresh_topic(kafka_config, "floor", 4)
