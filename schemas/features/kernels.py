@@ -44,9 +44,12 @@ from typing import Any, assert_never
 from schemas.features.definition import AggFunction, FeatureView
 from schemas.records import Transaction
 
-__all__ = ["ViewKernel", "WindowState"]
+__all__ = ["COUNTED_FROM", "CountedWindow", "ViewKernel", "WindowState"]
 
 _EVICT_BATCH = 256
+# A count-distinct window holding this many events or more is kept counted (see
+# `CountedWindow`); one that falls under a quarter of it goes back to slices.
+COUNTED_FROM = 256
 _SUMMED = frozenset({"sum", "mean", "std", "zscore"})
 _SQUARED = frozenset({"std", "zscore"})
 
@@ -66,7 +69,22 @@ class WindowState:
     sums: list[list[int]] = field(default_factory=list)
     squares: list[list[int]] = field(default_factory=list)
     scales: list[int] = field(default_factory=list)
+    counted: dict[int, CountedWindow] = field(default_factory=dict)
     max_time: int | None = None
+
+
+@dataclass(slots=True)
+class CountedWindow:
+    """A busy count-distinct window, counted: how many of each value events `lo..` hold.
+
+    Events `lo..` are those in the window of the entity's newest event (of the view's
+    distinct pair this is kept for). The newest event's distinct count is `len(counts)`;
+    an earlier one's is found by adjusting the counts for the few events newer than it and
+    the few its own window starts earlier with: O(disorder), not O(window).
+    """
+
+    lo: int
+    counts: dict[Any, int]
 
 
 _Reduce = Callable[[list[Any]], Any]
@@ -87,7 +105,7 @@ class _Plan:
     reduces: tuple[tuple[int, int, _Reduce], ...]  # (at, k, min | max)
     sums: tuple[tuple[int, int, int], ...]  # (at, sm, w)
     moments: tuple[tuple[int, int, int, int, int], ...]  # (mean at | -1, std at | -1, sm, sq, w)
-    distincts: tuple[tuple[int, int, int], ...]  # (at, col, w)
+    distincts: tuple[tuple[int, int, int, int], ...]  # (at, col, w, d): distinct_pairs[d]
     zscores: tuple[tuple[int, int, int, int, int], ...]  # (at, col, sm, sq, w)
     lasts: tuple[tuple[int, int, int], ...]  # (at, col, w)
     gaps: tuple[tuple[int, float], ...]  # (at, cap in seconds)
@@ -109,6 +127,17 @@ class ViewKernel:
         self.squared: tuple[int, ...] = tuple(i for i, s in enumerate(self.sources) if s in squared)
         self.windows: tuple[int, ...] = tuple(sorted({a.window_ms for a in view.aggregations}))
         self._spans = self.windows[::-1]
+        # (source column, window index, window ms) of each count-distinct window
+        self.distinct_pairs: tuple[tuple[int, int, int], ...] = tuple(
+            dict.fromkeys(
+                (self.sources.index(a.source), self._spans.index(a.window_ms), a.window_ms)
+                for a in view.aggregations
+                if a.function == "count_distinct" and a.source is not None
+            )
+        )
+        self.counted_from = COUNTED_FROM
+        # the window index of the longest count-distinct window: the first to get busy
+        self._widest_distinct = min((w for _, w, _ in self.distinct_pairs), default=-1)
         # (sums slot, source column, squares slot or -1) of each summed source
         self._summed_of: tuple[tuple[int, int, int], ...] = tuple(
             (sm, col, self.squared.index(col) if col in self.squared else -1)
@@ -133,6 +162,8 @@ class ViewKernel:
         rebuilt from the retained events (which is what they are a function of).
         """
         if hasattr(state, "sums") and hasattr(state, "scales"):
+            if not hasattr(state, "counted"):  # a cache of the columns: rebuilt as needed
+                state.counted = {}
             return state
         fresh = self.new_state()
         fresh.times, fresh.columns, fresh.max_time = state.times, state.columns, state.max_time
@@ -198,6 +229,8 @@ class ViewKernel:
             for prefix, x in scaled:
                 prefix.insert(i + 1, prefix[i] + x)
                 prefix[i + 2 :] = [p + x for p in prefix[i + 2 :]]
+        if state.counted:
+            self._count_in(state, i, event_time, values)
 
         cutoff = watermark - self.retention_ms
         horizon = bisect_right(times, cutoff) if times[0] <= cutoff else 0
@@ -226,17 +259,75 @@ class ViewKernel:
             for prefix, x in scaled:
                 del prefix[i + 1]
                 prefix[i + 1 :] = [p - x for p in prefix[i + 1 :]]
+            if state.counted:
+                self._count_out(state, event_time, values)
         else:
             state.max_time = watermark
+            widest = self._widest_distinct  # the newest event may count a busy window
+            if (
+                widest >= 0
+                and i == len(times) - 1
+                and (state.counted or i - los[widest] >= self.counted_from - 1)
+            ):
+                self._recount(state, los)
             if horizon >= _EVICT_BATCH or (horizon and horizon * 4 >= len(times)):
                 del times[:horizon]
                 for column in columns:
                     del column[:horizon]
+                for window in state.counted.values():
+                    window.lo -= horizon
                 for prefixes in (state.sums, state.squares):
                     for prefix in prefixes:
                         base = prefix[horizon]  # rebased to 0: the integers stay small
                         prefix[:] = [p - base for p in prefix[horizon:]]
         return result, late
+
+    def _count_in(
+        self, state: WindowState, i: int, event_time: int, values: tuple[Any, ...]
+    ) -> None:
+        """Enter the event just inserted at index `i` into the counted windows."""
+        times, columns = state.times, state.columns
+        newest = i == len(times) - 1
+        for d, window in state.counted.items():
+            col, _, w_ms = self.distinct_pairs[d]
+            counts = window.counts
+            if newest:  # the window moves to end at it: older events leave
+                value = values[col]
+                counts[value] = counts.get(value, 0) + 1
+                start = event_time - w_ms
+                column, lo = columns[col], window.lo
+                while times[lo] <= start:
+                    _uncount(counts, column[lo])
+                    lo += 1
+                window.lo = lo
+            elif event_time > times[-1] - w_ms:  # inside the newest event's window
+                value = values[col]
+                counts[value] = counts.get(value, 0) + 1
+            else:  # before it: the window's events moved one place on
+                window.lo += 1
+
+    def _count_out(self, state: WindowState, event_time: int, values: tuple[Any, ...]) -> None:
+        """Take a late event (just removed again) back out of the counted windows."""
+        for d, window in state.counted.items():
+            col, _, w_ms = self.distinct_pairs[d]
+            if event_time > state.times[-1] - w_ms:
+                _uncount(window.counts, values[col])
+            else:
+                window.lo -= 1
+
+    def _recount(self, state: WindowState, los: list[int]) -> None:
+        """After a newest event: count windows that grew busy, drop those that calmed down."""
+        counted, columns, size = state.counted, state.columns, len(state.times)
+        for d, (col, w, _) in enumerate(self.distinct_pairs):
+            window = counted.get(d)
+            if window is None:
+                if size - los[w] >= self.counted_from:
+                    counts: dict[Any, int] = {}
+                    for value in columns[col][los[w] :]:
+                        counts[value] = counts.get(value, 0) + 1
+                    counted[d] = CountedWindow(los[w], counts)
+            elif size - window.lo < self.counted_from // 4:
+                del counted[d]
 
     def _evaluate(
         self, state: WindowState, los: list[int], i: int, horizon: int, t: int
@@ -266,9 +357,16 @@ class ViewKernel:
                 out[mean_at] = _ratio(s1, n << scales[sm])
             if std_at >= 0:
                 out[std_at] = _std(s1, squares[sq][end] - squares[sq][lo], n, scales[sm])
-        for at, col, w in plan.distincts:
+        counted = state.counted
+        for at, col, w, d in plan.distincts:
             lo = los[w]
-            out[at] = float(len(set(columns[col][lo:end]))) if lo < i else 1.0
+            window = counted.get(d) if counted else None
+            if window is None or i < window.lo:
+                out[at] = float(len(set(columns[col][lo:end]))) if lo < i else 1.0
+            elif end == len(state.times):  # the newest event: its window is the counted one
+                out[at] = float(len(window.counts))
+            else:
+                out[at] = float(_adjusted(window, columns[col], lo, end))
         for at, col, sm, sq, w in plan.zscores:
             lo = los[w]
             n = i - lo
@@ -299,7 +397,7 @@ class ViewKernel:
         reduces: list[tuple[int, int, _Reduce]] = []
         sums: list[tuple[int, int, int]] = []
         moments: dict[tuple[int, int], list[int]] = {}  # (sm, w) -> [mean at, std at, sm, sq, w]
-        distincts: list[tuple[int, int, int]] = []
+        distincts: list[tuple[int, int, int, int]] = []
         zscores: list[tuple[int, int, int, int, int]] = []
         lasts: list[tuple[int, int, int]] = []
         gaps: list[tuple[int, float]] = []
@@ -326,7 +424,8 @@ class ViewKernel:
                     moment = moments.setdefault((sm, w), [-1, -1, sm, sq, w])
                     moment[0 if fn == "mean" else 1] = at
                 case "count_distinct":
-                    distincts.append((at, col, w))
+                    d = self.distinct_pairs.index((col, w, agg.window_ms))
+                    distincts.append((at, col, w, d))
                 case "zscore":
                     zscores.append((at, col, sm, sq, w))
                 case "last":
@@ -389,3 +488,30 @@ def _std(s1: int, s2: int, n: int, scale: int) -> float:
     if spread <= 0:
         return 0.0
     return math.sqrt(_ratio(spread, (n * n) << 2 * scale))
+
+
+def _uncount(counts: dict[Any, int], value: Any) -> None:
+    left = counts[value] - 1
+    if left:
+        counts[value] = left
+    else:
+        del counts[value]
+
+
+def _adjusted(window: CountedWindow, column: list[Any], lo: int, end: int) -> int:
+    """Distinct values of `column[lo:end]`, from the counts of `column[window.lo:]`.
+
+    `lo <= window.lo < end`: the counts less the events after `end`, plus those from `lo`
+    to `window.lo` (both few: as many as the event is out of order).
+    """
+    change: dict[Any, int] = {}
+    for value in column[end:]:
+        change[value] = change.get(value, 0) - 1
+    for value in column[lo : window.lo]:
+        change[value] = change.get(value, 0) + 1
+    counts = window.counts
+    distinct = len(counts)
+    for value, delta in change.items():
+        had = counts.get(value, 0)
+        distinct += (had + delta > 0) - (had > 0)
+    return distinct

@@ -27,6 +27,7 @@ from schemas.features import (
     WindowState,
 )
 from schemas.features.fraud import FRAUD_FEATURES
+from schemas.features.kernels import COUNTED_FROM
 from schemas.records import Channel, Transaction
 from tests.factories import T0, transactions
 from tests.schemas.feature_reference import close, reference_vectors
@@ -38,8 +39,13 @@ def _stream(n: int, *, seed: int, cards: int = 12, merchants: int = 8) -> list[T
     return transactions(n, seed=seed, cards=cards, merchants=merchants)
 
 
-def _assert_matches(feature_set: FeatureSet, events: list[Transaction]) -> None:
-    engine = LocalEngine(CompiledFeatureSet(feature_set))
+def _assert_matches(
+    feature_set: FeatureSet, events: list[Transaction], *, counted_from: int = COUNTED_FROM
+) -> None:
+    compiled = CompiledFeatureSet(feature_set)
+    for kernel in compiled.views:
+        kernel.counted_from = counted_from
+    engine = LocalEngine(compiled)
     expected = reference_vectors(feature_set, events)
     for event, (got, got_late), (want, want_late) in zip(
         events, engine.run(events), expected, strict=True
@@ -66,6 +72,21 @@ def test_every_feature_matches_reference_shuffled_within_lateness() -> None:
     engine = LocalEngine(CompiledFeatureSet(FRAUD_FEATURES))
     assert not any(late for _, late in engine.run(events)), "disorder within lateness is on time"
     _assert_matches(FRAUD_FEATURES, events)
+
+
+@pytest.mark.parametrize("delay_min", [4, 90])  # within the merchant's lateness; beyond it
+def test_a_busy_merchant_counted_matches_reference(delay_min: int) -> None:
+    """One merchant with hundreds of events an hour: its count-distinct windows get counted."""
+    events = [  # 720 an hour, a few at the same millisecond
+        Transaction(**{**e.to_avro(), "channel": e.channel, "event_time": _T0 + i // 3 * 15_000})
+        for i, e in enumerate(_stream(4_000, seed=11, cards=400, merchants=1))
+    ]
+    shuffled = _shuffle_within(events, max_delay_ms=delay_min * 60_000, seed=12)
+    engine = LocalEngine(CompiledFeatureSet(FRAUD_FEATURES))
+    list(engine.run(shuffled))
+    assert engine.states[1]["m0"].counted, "the merchant's 1 h window is kept counted"
+    _assert_matches(FRAUD_FEATURES, shuffled)
+    _assert_matches(FRAUD_FEATURES, shuffled, counted_from=4)
 
 
 def test_beyond_lateness_events_are_flagged_and_still_match() -> None:
@@ -235,9 +256,10 @@ _EXACT_OFFSETS = st.one_of(
     ),
     lateness_min=st.sampled_from([0, 5, 90]),
     in_order=st.booleans(),
+    counted_from=st.sampled_from([2, 8, COUNTED_FROM]),
 )
 def test_kernel_is_bit_identical_to_the_plain_expressions(
-    events: list[tuple[int, float, str]], lateness_min: int, in_order: bool
+    events: list[tuple[int, float, str]], lateness_min: int, in_order: bool, counted_from: int
 ) -> None:
     """Same floats to the bit, late flags and retained events as the plain definition.
 
@@ -269,6 +291,7 @@ def test_kernel_is_bit_identical_to_the_plain_expressions(
     if in_order:
         events = sorted(events, key=lambda e: e[0])
     kernel = ViewKernel(view)
+    kernel.counted_from = counted_from  # small: count-distinct windows kept counted early
     state = kernel.new_state()
     lateness = lateness_min * 60_000
     times: list[int] = []
