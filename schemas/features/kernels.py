@@ -16,8 +16,8 @@ exact mean, `std` the `math.sqrt` of the float nearest the exact population vari
 mean `m` and std `d` as above; 0.0 when `d <= 1e-9 * max(1, |m|)`), and `last` reads
 `s[-2]`. Exact sums do not depend on the order of `s`, on the order the events arrived in,
 or on the Python version (3.12 changed `sum` over floats), so a backfill reproduces a
-stream however its partitions interleaved. Summed sources hold ints or finite floats (the
-transaction decoder and the online API refuse non-finite numbers).
+stream however its partitions interleaved. Summed, min and max sources hold ints or
+finite floats (the transaction decoder and the online API refuse non-finite numbers).
 
 Exact sums cost O(1) per event whatever the window's length: each value `v` of a summed
 source is held as the integer `v * 2**e` (exact: a float is an integer times a power of
@@ -26,10 +26,18 @@ keeps prefix sums of those integers and of their squares, and a window's sum is 
 subtraction and one correctly rounded int division. (A 7-day mean over a busy merchant's
 events used to sum its whole slice on every event.)
 
+Count-distinct, min and max read the window's slice while it is small. From `COUNTED_FROM`
+events on, the newest event's window is kept as value counts (`CountedWindow`) or as a
+heap (`RankedWindow`), updated as events enter and leave it; an out-of-order event's own
+window differs from it by the events it is out of order by, which are few. Both give the
+slice's result, bit for bit (a zero min or max is taken from the slice: 0.0 and -0.0 are
+equal, and the slice's order decides which is returned). Small windows keep no structure:
+a card's hold a few events, and millions of cards must not each hold dicts and heaps.
+
 For speed, `ViewKernel` compiles its view to a `_Plan` once. Per event, each window's
-start is found once (longest window first, each start bounding the next), each (source,
-window) slice that `min`/`max` read is cut once and shared, and the aggregations run from
-per-function tables of output positions rather than one Python call each.
+start is found once (longest window first, each start bounding the next), and the
+aggregations run from per-function tables of output positions rather than one Python call
+each.
 """
 
 from __future__ import annotations
@@ -38,17 +46,19 @@ import math
 from bisect import bisect_right
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from heapq import heapify, heappop, heappush
 from operator import attrgetter
 from typing import Any, assert_never
 
 from schemas.features.definition import AggFunction, FeatureView
 from schemas.records import Transaction
 
-__all__ = ["COUNTED_FROM", "CountedWindow", "ViewKernel", "WindowState"]
+__all__ = ["COUNTED_FROM", "CountedWindow", "RankedWindow", "ViewKernel", "WindowState"]
 
 _EVICT_BATCH = 256
-# A count-distinct window holding this many events or more is kept counted (see
-# `CountedWindow`); one that falls under a quarter of it goes back to slices.
+# A count-distinct, min or max window holding this many events or more is kept counted or
+# ranked (see `CountedWindow`, `RankedWindow`); one that falls under a quarter of it goes
+# back to slices.
 COUNTED_FROM = 256
 _SUMMED = frozenset({"sum", "mean", "std", "zscore"})
 _SQUARED = frozenset({"std", "zscore"})
@@ -70,6 +80,7 @@ class WindowState:
     squares: list[list[int]] = field(default_factory=list)
     scales: list[int] = field(default_factory=list)
     counted: dict[int, CountedWindow] = field(default_factory=dict)
+    ranked: dict[int, RankedWindow] = field(default_factory=dict)
     max_time: int | None = None
 
 
@@ -87,6 +98,22 @@ class CountedWindow:
     counts: dict[Any, int]
 
 
+@dataclass(slots=True)
+class RankedWindow:
+    """A busy min or max window, as a heap of the values of events `lo..` (see `CountedWindow`).
+
+    Keys are the values for a min, their negations for a max. An event leaving the window
+    stays in the heap, counted in `gone`, until it reaches the top; the heap is rebuilt
+    when it holds twice what the window does. An earlier event's min or max sets aside
+    the few keys of the events newer than it and looks at the few its window starts
+    earlier with.
+    """
+
+    lo: int
+    heap: list[Any]
+    gone: dict[Any, int]
+
+
 _Reduce = Callable[[list[Any]], Any]
 
 
@@ -95,14 +122,13 @@ class _Plan:
     """A view's aggregations as tables, one per function; `at` is the output position.
 
     `w` indexes the view's windows longest first, `col` its sources, `sm` its summed
-    sources (`sums`, `scales`) and `sq` its squared ones (`squares`), and `k` the (source,
-    window) slices cut once per event from `slices`.
+    sources (`sums`, `scales`) and `sq` its squared ones (`squares`); `d` and `r` index
+    `ViewKernel.distinct_pairs` and `ranked_pairs`.
     """
 
     width: int
-    slices: tuple[tuple[int, int], ...]  # (col, w): columns[col][lo_w : i + 1]
     counts: tuple[tuple[int, int], ...]  # (at, w)
-    reduces: tuple[tuple[int, int, _Reduce], ...]  # (at, k, min | max)
+    reduces: tuple[tuple[int, int, int, int, _Reduce], ...]  # (at, col, w, r, min | max)
     sums: tuple[tuple[int, int, int], ...]  # (at, sm, w)
     moments: tuple[tuple[int, int, int, int, int], ...]  # (mean at | -1, std at | -1, sm, sq, w)
     distincts: tuple[tuple[int, int, int, int], ...]  # (at, col, w, d): distinct_pairs[d]
@@ -135,9 +161,22 @@ class ViewKernel:
                 if a.function == "count_distinct" and a.source is not None
             )
         )
+        # (source column, window index, window ms, 1 for min | -1 for max) of each min/max
+        self.ranked_pairs: tuple[tuple[int, int, int, int], ...] = tuple(
+            dict.fromkeys(
+                (
+                    self.sources.index(a.source),
+                    self._spans.index(a.window_ms),
+                    a.window_ms,
+                    1 if a.function == "min" else -1,
+                )
+                for a in view.aggregations
+                if a.function in {"min", "max"} and a.source is not None
+            )
+        )
         self.counted_from = COUNTED_FROM
-        # the window index of the longest count-distinct window: the first to get busy
-        self._widest_distinct = min((w for _, w, _ in self.distinct_pairs), default=-1)
+        # the window index of the longest such window: the first to get busy
+        self._widest = min((p[1] for p in (*self.distinct_pairs, *self.ranked_pairs)), default=-1)
         # (sums slot, source column, squares slot or -1) of each summed source
         self._summed_of: tuple[tuple[int, int, int], ...] = tuple(
             (sm, col, self.squared.index(col) if col in self.squared else -1)
@@ -162,8 +201,10 @@ class ViewKernel:
         rebuilt from the retained events (which is what they are a function of).
         """
         if hasattr(state, "sums") and hasattr(state, "scales"):
-            if not hasattr(state, "counted"):  # a cache of the columns: rebuilt as needed
+            if not hasattr(state, "counted"):  # caches of the columns: rebuilt as needed
                 state.counted = {}
+            if not hasattr(state, "ranked"):
+                state.ranked = {}
             return state
         fresh = self.new_state()
         fresh.times, fresh.columns, fresh.max_time = state.times, state.columns, state.max_time
@@ -229,7 +270,7 @@ class ViewKernel:
             for prefix, x in scaled:
                 prefix.insert(i + 1, prefix[i] + x)
                 prefix[i + 2 :] = [p + x for p in prefix[i + 2 :]]
-        if state.counted:
+        if state.counted or state.ranked:
             self._count_in(state, i, event_time, values)
 
         cutoff = watermark - self.retention_ms
@@ -259,15 +300,15 @@ class ViewKernel:
             for prefix, x in scaled:
                 del prefix[i + 1]
                 prefix[i + 1 :] = [p - x for p in prefix[i + 1 :]]
-            if state.counted:
+            if state.counted or state.ranked:
                 self._count_out(state, event_time, values)
         else:
             state.max_time = watermark
-            widest = self._widest_distinct  # the newest event may count a busy window
+            widest = self._widest  # the newest event may count or rank a busy window
             if (
                 widest >= 0
                 and i == len(times) - 1
-                and (state.counted or i - los[widest] >= self.counted_from - 1)
+                and (state.counted or state.ranked or i - los[widest] >= self.counted_from - 1)
             ):
                 self._recount(state, los)
             if horizon >= _EVICT_BATCH or (horizon and horizon * 4 >= len(times)):
@@ -276,6 +317,8 @@ class ViewKernel:
                     del column[:horizon]
                 for window in state.counted.values():
                     window.lo -= horizon
+                for ranked in state.ranked.values():
+                    ranked.lo -= horizon
                 for prefixes in (state.sums, state.squares):
                     for prefix in prefixes:
                         base = prefix[horizon]  # rebased to 0: the integers stay small
@@ -305,6 +348,26 @@ class ViewKernel:
                 counts[value] = counts.get(value, 0) + 1
             else:  # before it: the window's events moved one place on
                 window.lo += 1
+        for r, ranked in state.ranked.items():
+            col, _, w_ms, sign = self.ranked_pairs[r]
+            heap, gone = ranked.heap, ranked.gone
+            if newest:
+                heappush(heap, sign * values[col])
+                start = event_time - w_ms
+                column, lo = columns[col], ranked.lo
+                while times[lo] <= start:
+                    key = sign * column[lo]
+                    gone[key] = gone.get(key, 0) + 1
+                    lo += 1
+                ranked.lo = lo
+                if len(heap) > 2 * (len(times) - lo) + 64:  # mostly gone: rebuilt
+                    ranked.heap = [sign * v for v in column[lo:]]
+                    heapify(ranked.heap)
+                    ranked.gone = {}
+            elif event_time > times[-1] - w_ms:
+                heappush(heap, sign * values[col])
+            else:
+                ranked.lo += 1
 
     def _count_out(self, state: WindowState, event_time: int, values: tuple[Any, ...]) -> None:
         """Take a late event (just removed again) back out of the counted windows."""
@@ -314,9 +377,16 @@ class ViewKernel:
                 _uncount(window.counts, values[col])
             else:
                 window.lo -= 1
+        for r, ranked in state.ranked.items():
+            col, _, w_ms, sign = self.ranked_pairs[r]
+            if event_time > state.times[-1] - w_ms:
+                key = sign * values[col]
+                ranked.gone[key] = ranked.gone.get(key, 0) + 1
+            else:
+                ranked.lo -= 1
 
     def _recount(self, state: WindowState, los: list[int]) -> None:
-        """After a newest event: count windows that grew busy, drop those that calmed down."""
+        """After a newest event: count or rank windows grown busy, drop calmed ones."""
         counted, columns, size = state.counted, state.columns, len(state.times)
         for d, (col, w, _) in enumerate(self.distinct_pairs):
             window = counted.get(d)
@@ -328,6 +398,16 @@ class ViewKernel:
                     counted[d] = CountedWindow(los[w], counts)
             elif size - window.lo < self.counted_from // 4:
                 del counted[d]
+        ranked = state.ranked
+        for r, (col, w, _, sign) in enumerate(self.ranked_pairs):
+            held = ranked.get(r)
+            if held is None:
+                if size - los[w] >= self.counted_from:
+                    heap = [sign * v for v in columns[col][los[w] :]]
+                    heapify(heap)
+                    ranked[r] = RankedWindow(los[w], heap, {})
+            elif size - held.lo < self.counted_from // 4:
+                del ranked[r]
 
     def _evaluate(
         self, state: WindowState, los: list[int], i: int, horizon: int, t: int
@@ -339,12 +419,16 @@ class ViewKernel:
         out = [0.0] * plan.width
         for at, w in plan.counts:
             out[at] = float(end - los[w])
-        if plan.slices:
-            windowed = []
-            for col, w in plan.slices:
-                windowed.append(columns[col][los[w] : end])
-            for at, k, reduce in plan.reduces:
-                out[at] = float(reduce(windowed[k]))
+        ranked = state.ranked
+        for at, col, w, r, reduce in plan.reduces:
+            lo = los[w]
+            held = ranked.get(r) if ranked else None
+            value = None
+            if held is not None and i >= held.lo:
+                value = _ranked(held, self.ranked_pairs[r][3], columns[col], lo, end)
+            if value is None:  # a calm window, or a zero (whose sign the slice's order decides)
+                value = reduce(columns[col][lo:end])
+            out[at] = float(value)
         sums, squares, scales = state.sums, state.squares, state.scales
         for at, sm, w in plan.sums:
             prefix = sums[sm]
@@ -392,20 +476,14 @@ class ViewKernel:
 
     def _compile(self) -> _Plan:
         """The view's aggregations as function tables (see `_Plan`)."""
-        slices: list[tuple[int, int]] = []
         counts: list[tuple[int, int]] = []
-        reduces: list[tuple[int, int, _Reduce]] = []
+        reduces: list[tuple[int, int, int, int, _Reduce]] = []
         sums: list[tuple[int, int, int]] = []
         moments: dict[tuple[int, int], list[int]] = {}  # (sm, w) -> [mean at, std at, sm, sq, w]
         distincts: list[tuple[int, int, int, int]] = []
         zscores: list[tuple[int, int, int, int, int]] = []
         lasts: list[tuple[int, int, int]] = []
         gaps: list[tuple[int, float]] = []
-
-        def slice_of(col: int, w: int) -> int:
-            if (col, w) not in slices:
-                slices.append((col, w))
-            return slices.index((col, w))
 
         for at, agg in enumerate(self.view.aggregations):
             w = self._spans.index(agg.window_ms)
@@ -417,7 +495,9 @@ class ViewKernel:
                 case "count":
                     counts.append((at, w))
                 case "min" | "max":
-                    reduces.append((at, slice_of(col, w), _REDUCERS[fn]))
+                    sign = 1 if fn == "min" else -1
+                    r = self.ranked_pairs.index((col, w, agg.window_ms, sign))
+                    reduces.append((at, col, w, r, _REDUCERS[fn]))
                 case "sum":
                     sums.append((at, sm, w))
                 case "mean" | "std":
@@ -436,7 +516,6 @@ class ViewKernel:
                     assert_never(fn)
         return _Plan(
             width=len(self.view.aggregations),
-            slices=tuple(slices),
             counts=tuple(counts),
             reduces=tuple(reduces),
             sums=tuple(sums),
@@ -515,3 +594,36 @@ def _adjusted(window: CountedWindow, column: list[Any], lo: int, end: int) -> in
         had = counts.get(value, 0)
         distinct += (had + delta > 0) - (had > 0)
     return distinct
+
+
+def _ranked(held: RankedWindow, sign: int, column: list[Any], lo: int, end: int) -> Any:
+    """min (`sign` 1) or max (-1) of `column[lo:end]` from the heap of `column[held.lo:]`.
+
+    `lo <= held.lo < end`. None for a zero: `min`/`max` of a slice return the first of
+    equal values, and 0.0 and -0.0 are equal, so the slice decides which one.
+    """
+    heap, gone = held.heap, held.gone
+    newer: dict[Any, int] = {}  # keys of the events after `end`, set aside
+    for value in column[end:]:
+        key = sign * value
+        newer[key] = newer.get(key, 0) + 1
+    aside = []
+    while heap:
+        key = heap[0]
+        if gone.get(key):
+            heappop(heap)
+            _uncount(gone, key)
+        elif newer.get(key):
+            aside.append(heappop(heap))
+            _uncount(newer, key)
+        else:
+            break
+    best = sign * heap[0]
+    for key in aside:
+        heappush(heap, key)
+    earlier = column[lo : held.lo]
+    if earlier:
+        first = min(earlier) if sign > 0 else max(earlier)
+        if (first <= best) if sign > 0 else (first >= best):
+            best = first
+    return None if best == 0 else best
