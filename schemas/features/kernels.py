@@ -44,11 +44,11 @@ from __future__ import annotations
 
 import math
 from bisect import bisect_right
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from heapq import heapify, heappop, heappush
 from operator import attrgetter
-from typing import Any, assert_never
+from typing import Any, TypeVar, assert_never
 
 from schemas.features.definition import AggFunction, FeatureView
 from schemas.records import Transaction
@@ -97,6 +97,25 @@ class CountedWindow:
     lo: int
     counts: dict[Any, int]
 
+    @classmethod
+    def of(cls, lo: int, values: list[Any], sign: int) -> CountedWindow:
+        """The window of `values` (the events from `lo` on); `sign` is for `RankedWindow`."""
+        window = cls(lo, {})
+        for value in values:
+            window.add(value)
+        return window
+
+    def add(self, value: Any) -> None:
+        """An event with `value` enters the window."""
+        self.counts[value] = self.counts.get(value, 0) + 1
+
+    def drop(self, value: Any) -> None:
+        """An event with `value` leaves the window."""
+        _uncount(self.counts, value)
+
+    def tidy(self, column: list[Any]) -> None:
+        """Nothing to tidy: counts hold only what is in the window."""
+
 
 @dataclass(slots=True)
 class RankedWindow:
@@ -110,8 +129,32 @@ class RankedWindow:
     """
 
     lo: int
+    sign: int  # 1 for a min, -1 for a max
     heap: list[Any]
     gone: dict[Any, int]
+
+    @classmethod
+    def of(cls, lo: int, values: list[Any], sign: int) -> RankedWindow:
+        """The window of `values` (the events from `lo` on), ranked by `sign`."""
+        heap = [sign * value for value in values]
+        heapify(heap)
+        return cls(lo, sign, heap, {})
+
+    def add(self, value: Any) -> None:
+        """An event with `value` enters the window."""
+        heappush(self.heap, self.sign * value)
+
+    def drop(self, value: Any) -> None:
+        """An event with `value` leaves the window (its key stays in the heap, as gone)."""
+        key = self.sign * value
+        self.gone[key] = self.gone.get(key, 0) + 1
+
+    def tidy(self, column: list[Any]) -> None:
+        """Rebuild the heap from the window's events once it is mostly gone keys."""
+        if len(self.heap) > 2 * (len(column) - self.lo) + 64:
+            self.heap = [self.sign * value for value in column[self.lo :]]
+            heapify(self.heap)
+            self.gone = {}
 
 
 _Reduce = Callable[[list[Any]], Any]
@@ -325,89 +368,51 @@ class ViewKernel:
                         prefix[:] = [p - base for p in prefix[horizon:]]
         return result, late
 
+    def _busy(self, state: WindowState) -> Iterator[tuple[CountedWindow | RankedWindow, int, int]]:
+        """Each busy window with its source column and length in ms."""
+        for d, window in state.counted.items():
+            col, _, span_ms = self.distinct_pairs[d]
+            yield window, col, span_ms
+        for r, ranked in state.ranked.items():
+            col, _, span_ms, _ = self.ranked_pairs[r]
+            yield ranked, col, span_ms
+
     def _count_in(
         self, state: WindowState, i: int, event_time: int, values: tuple[Any, ...]
     ) -> None:
-        """Enter the event just inserted at index `i` into the counted windows."""
+        """Enter the event just inserted at index `i` into the busy windows."""
         times, columns = state.times, state.columns
         newest = i == len(times) - 1
-        for d, window in state.counted.items():
-            col, _, w_ms = self.distinct_pairs[d]
-            counts = window.counts
+        for window, col, span_ms in self._busy(state):
             if newest:  # the window moves to end at it: older events leave
-                value = values[col]
-                counts[value] = counts.get(value, 0) + 1
-                start = event_time - w_ms
+                window.add(values[col])
+                start = event_time - span_ms
                 column, lo = columns[col], window.lo
                 while times[lo] <= start:
-                    _uncount(counts, column[lo])
+                    window.drop(column[lo])
                     lo += 1
                 window.lo = lo
-            elif event_time > times[-1] - w_ms:  # inside the newest event's window
-                value = values[col]
-                counts[value] = counts.get(value, 0) + 1
+                window.tidy(column)
+            elif event_time > times[-1] - span_ms:  # inside the newest event's window
+                window.add(values[col])
             else:  # before it: the window's events moved one place on
                 window.lo += 1
-        for r, ranked in state.ranked.items():
-            col, _, w_ms, sign = self.ranked_pairs[r]
-            heap, gone = ranked.heap, ranked.gone
-            if newest:
-                heappush(heap, sign * values[col])
-                start = event_time - w_ms
-                column, lo = columns[col], ranked.lo
-                while times[lo] <= start:
-                    key = sign * column[lo]
-                    gone[key] = gone.get(key, 0) + 1
-                    lo += 1
-                ranked.lo = lo
-                if len(heap) > 2 * (len(times) - lo) + 64:  # mostly gone: rebuilt
-                    ranked.heap = [sign * v for v in column[lo:]]
-                    heapify(ranked.heap)
-                    ranked.gone = {}
-            elif event_time > times[-1] - w_ms:
-                heappush(heap, sign * values[col])
-            else:
-                ranked.lo += 1
 
     def _count_out(self, state: WindowState, event_time: int, values: tuple[Any, ...]) -> None:
-        """Take a late event (just removed again) back out of the counted windows."""
-        for d, window in state.counted.items():
-            col, _, w_ms = self.distinct_pairs[d]
-            if event_time > state.times[-1] - w_ms:
-                _uncount(window.counts, values[col])
+        """Take a late event (just removed again) back out of the busy windows."""
+        for window, col, span_ms in self._busy(state):
+            if event_time > state.times[-1] - span_ms:
+                window.drop(values[col])
             else:
                 window.lo -= 1
-        for r, ranked in state.ranked.items():
-            col, _, w_ms, sign = self.ranked_pairs[r]
-            if event_time > state.times[-1] - w_ms:
-                key = sign * values[col]
-                ranked.gone[key] = ranked.gone.get(key, 0) + 1
-            else:
-                ranked.lo -= 1
 
     def _recount(self, state: WindowState, los: list[int]) -> None:
         """After a newest event: count or rank windows grown busy, drop calmed ones."""
-        counted, columns, size = state.counted, state.columns, len(state.times)
+        least, columns = self.counted_from, state.columns
         for d, (col, w, _) in enumerate(self.distinct_pairs):
-            window = counted.get(d)
-            if window is None:
-                if size - los[w] >= self.counted_from:
-                    counts: dict[Any, int] = {}
-                    for value in columns[col][los[w] :]:
-                        counts[value] = counts.get(value, 0) + 1
-                    counted[d] = CountedWindow(los[w], counts)
-            elif size - window.lo < self.counted_from // 4:
-                del counted[d]
-        ranked = state.ranked
+            _keep_busy(state.counted, d, CountedWindow, columns[col], los[w], 1, least)
         for r, (col, w, _, sign) in enumerate(self.ranked_pairs):
-            held = ranked.get(r)
-            if held is None:
-                if size - los[w] >= self.counted_from:
-                    heap = [sign * v for v in columns[col][los[w] :]]
-                    heapify(heap)
-                    ranked[r] = RankedWindow(los[w], heap, {})
-            elif size - held.lo < self.counted_from // 4:
-                del ranked[r]
+            _keep_busy(state.ranked, r, RankedWindow, columns[col], los[w], sign, least)
 
     def _evaluate(
         self, state: WindowState, los: list[int], i: int, horizon: int, t: int
@@ -425,7 +430,7 @@ class ViewKernel:
             held = ranked.get(r) if ranked else None
             value = None
             if held is not None and i >= held.lo:
-                value = _ranked(held, self.ranked_pairs[r][3], columns[col], lo, end)
+                value = _ranked(held, columns[col], lo, end)
             if value is None:  # a calm window, or a zero (whose sign the slice's order decides)
                 value = reduce(columns[col][lo:end])
             out[at] = float(value)
@@ -569,6 +574,27 @@ def _std(s1: int, s2: int, n: int, scale: int) -> float:
     return math.sqrt(_ratio(spread, (n * n) << 2 * scale))
 
 
+_Busy = TypeVar("_Busy", CountedWindow, RankedWindow)
+
+
+def _keep_busy(
+    windows: dict[int, _Busy],
+    k: int,
+    kind: type[_Busy],
+    column: list[Any],
+    lo: int,
+    sign: int,
+    least: int,
+) -> None:
+    """Keep window `k` (its events `column[lo:]`) while it holds `least` events or a quarter."""
+    held = windows.get(k)
+    if held is None:
+        if len(column) - lo >= least:
+            windows[k] = kind.of(lo, column[lo:], sign)
+    elif len(column) - held.lo < least // 4:
+        del windows[k]
+
+
 def _uncount(counts: dict[Any, int], value: Any) -> None:
     left = counts[value] - 1
     if left:
@@ -596,13 +622,13 @@ def _adjusted(window: CountedWindow, column: list[Any], lo: int, end: int) -> in
     return distinct
 
 
-def _ranked(held: RankedWindow, sign: int, column: list[Any], lo: int, end: int) -> Any:
-    """min (`sign` 1) or max (-1) of `column[lo:end]` from the heap of `column[held.lo:]`.
+def _ranked(held: RankedWindow, column: list[Any], lo: int, end: int) -> Any:
+    """min or max of `column[lo:end]` (as `held.sign` says) from the heap of `column[held.lo:]`.
 
     `lo <= held.lo < end`. None for a zero: `min`/`max` of a slice return the first of
     equal values, and 0.0 and -0.0 are equal, so the slice decides which one.
     """
-    heap, gone = held.heap, held.gone
+    heap, gone, sign = held.heap, held.gone, held.sign
     newer: dict[Any, int] = {}  # keys of the events after `end`, set aside
     for value in column[end:]:
         key = sign * value
