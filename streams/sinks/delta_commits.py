@@ -75,4 +75,5 @@ class BackgroundCommits:
 
     def _write(self, cut: Mapping[str, Rows]) -> None:
         for name, rows in cut.items():
+            rows.build_paced()  # not in one go: the worker thread needs the interpreter lock
             self._appenders[name].write(rows)

@@ -144,3 +144,33 @@ def test_staged_python_rows_pickle_as_their_table(tmp_path: Path) -> None:
     restored = pickle.loads(pickle.dumps(cut))
     assert restored.table == labels_table(_rows(2, range(4)))
     assert restored.offsets == cut.offsets == {2: 3}
+
+
+def test_rows_built_paced_are_the_rows_built_at_once(tmp_path: Path) -> None:
+    appender = _labels_appender(str(tmp_path / "labels"))
+    for start in range(0, 60, 6):  # live-sized batches: kept as Python rows until cut
+        appender.add_rows(_rows(0, range(start, start + 6)), labels_table)
+    appender.add(labels_table(_rows(1, range(3))))
+    appender.add_rows(_rows(0, range(60, 70)), labels_table)
+    cut = appender.cut()
+    assert cut is not None
+    cut.build_paced(slice_rows=7, pause_s=0.0)
+    whole = pa.concat_tables(
+        [
+            labels_table(_rows(0, range(60))),
+            labels_table(_rows(1, range(3))),
+            labels_table(_rows(0, range(60, 70))),
+        ]
+    )
+    assert cut.table == whole
+    assert cut.offsets == {0: 69, 1: 2}
+
+
+def test_a_paced_build_gives_way_to_a_table_built_meanwhile(tmp_path: Path) -> None:
+    appender = _labels_appender(str(tmp_path / "labels"))
+    appender.add_rows(_rows(0, range(20)), labels_table)
+    cut = appender.cut()
+    assert cut is not None
+    built = cut.table  # a snapshot pickled the rows first
+    cut.build_paced(slice_rows=5, pause_s=0.0)
+    assert cut.table is built
