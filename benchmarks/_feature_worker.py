@@ -12,6 +12,7 @@ import json
 import os
 import sys
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 from bytewax.dataflow import Dataflow
 
@@ -39,6 +40,8 @@ class WorkerSpec:
     features_topic: str
     dead_letter_topic: str
     app_id: str = "bench-features"
+    # Bytewax recovery (snapshots every epoch), as `skewless features run` has by default.
+    recovery_dir: str | None = None
 
     def to_env(self) -> str:
         """The spec as the JSON the script reads from `$SKEWLESS_BENCH_WORKER`."""
@@ -71,7 +74,8 @@ def main() -> int:
         print(f"expected the worker spec as JSON in ${SPEC_ENV}", file=sys.stderr)
         return 2
     spec = WorkerSpec(**json.loads(raw))
-    run_dataflow(feature_flow(spec, bounded=False))  # returns on SIGTERM/SIGINT
+    recovery = Path(spec.recovery_dir) if spec.recovery_dir else None
+    run_dataflow(feature_flow(spec, bounded=False), recovery_dir=recovery)  # until SIGTERM
     return 0
 
 

@@ -98,6 +98,7 @@ class Options:
     poll_ms: float
     skip_throughput: bool
     skip_freshness: bool
+    recovery: bool
 
 
 @dataclass(frozen=True)
@@ -127,7 +128,9 @@ def encoded(events: Sequence[Transaction]) -> list[tuple[bytes, bytes]]:
     return [(e.card_id.encode(), codec.encode(e.to_avro())) for e in events]
 
 
-def worker_spec(services: BenchServices, source_topic: str, delta_root: Path) -> WorkerSpec:
+def worker_spec(
+    services: BenchServices, source_topic: str, delta_root: Path, *, recovery: bool
+) -> WorkerSpec:
     """A spec writing to fresh features/dead-letter topics and a fresh Redis prefix."""
     config = services.kafka_config
     return WorkerSpec(
@@ -138,18 +141,22 @@ def worker_spec(services: BenchServices, source_topic: str, delta_root: Path) ->
         source_topic=source_topic,
         features_topic=fresh_topic(config, "fv", 4),
         dead_letter_topic=fresh_topic(config, "dl", 1),
+        recovery_dir=str(delta_root / "recovery") if recovery else None,
     )
 
 
 # --- throughput and floor ---------------------------------------------------------------
 
 
-def pipeline_pass(services: BenchServices, topic: str, events: int, workdir: Path) -> Timed:
+def pipeline_pass(
+    services: BenchServices, topic: str, events: int, workdir: Path, *, recovery: bool = False
+) -> Timed:
     """Run the bounded flow over `topic` once, every sink on; check Delta got every row."""
-    spec = worker_spec(services, topic, workdir / uuid.uuid4().hex[:8])
+    spec = worker_spec(services, topic, workdir / uuid.uuid4().hex[:8], recovery=recovery)
     flow = feature_flow(spec, bounded=True)
+    recovery_dir = Path(spec.recovery_dir) if spec.recovery_dir else None
     with stopwatch() as took:
-        run_dataflow(flow)
+        run_dataflow(flow, recovery_dir=recovery_dir)
     rows = DeltaTable(table_uri(spec.delta_root, FEATURES)).to_pyarrow_dataset().count_rows()
     with services.redis_client() as client:
         delete_prefix(client, spec.redis_prefix)
@@ -229,7 +236,7 @@ def throughput(opts: Options, services: BenchServices, workdir: Path) -> dict[st
     produce_all(services.kafka_config, topic, records)
     runs: list[dict[str, float]] = []
     for rep in range(opts.reps):
-        pipeline = pipeline_pass(services, topic, len(records), workdir)
+        pipeline = pipeline_pass(services, topic, len(records), workdir, recovery=opts.recovery)
         floor = floor_pass(services.kafka_config, topic, len(records))
         runs.append(
             {
@@ -404,7 +411,7 @@ def freshness(opts: Options, services: BenchServices, workdir: Path) -> dict[str
     events = world_events(opts, total, seed=opts.seed + 1, out_of_order=0.0)
     records = encoded(events)
     topic = fresh_topic(services.kafka_config, "tx-live", opts.live_partitions)
-    spec = worker_spec(services, topic, workdir / "live")
+    spec = worker_spec(services, topic, workdir / "live", recovery=opts.recovery)
     keys = [entity_key(FRAUD_FEATURES, "card", e.card_id, prefix=spec.redis_prefix) for e in events]
     index_of = {e.event_id: i for i, e in enumerate(events)}
     log_path = workdir / "worker.log"
@@ -501,7 +508,8 @@ def _freshness_figures(
 
 def report(results: Mapping[str, Any]) -> Table:
     """The headline figures with their targets."""
-    table = Table(title="feature worker (all sinks on)")
+    recovery = "on" if results["options"]["recovery"] else "off"
+    table = Table(title=f"feature worker (all sinks on, recovery {recovery})")
     for column in ("figure", "value", "target"):
         table.add_column(column, justify="right" if column != "figure" else "left")
     tp = results.get("throughput")
@@ -549,6 +557,11 @@ def parse_options(argv: Sequence[str] | None = None) -> Options:
     add("--poll-ms", type=float, default=20, help="pause between Redis visibility polls")
     add("--skip-throughput", action="store_true")
     add("--skip-freshness", action="store_true")
+    add(
+        "--recovery",
+        action="store_true",
+        help="run the worker with Bytewax recovery on (`skewless features run`'s default)",
+    )
     return Options(**vars(parser.parse_args(argv)))
 
 
