@@ -1,8 +1,8 @@
 """The one sink of the feature dataflow: the same vectors into Redis, Kafka and Delta.
 
-Per batch: replays the Delta table already holds are dropped; the rest go to Redis at once
-(compare-and-set, sent while the next batch computes), to the `features` topic at once,
-and into Delta buffers. At each epoch snapshot (and when a buffer is large) the Redis
+Per batch: replays the Delta table already holds are dropped; the rest go to the `features`
+topic at once (first: the scoring workers wait on it), to Redis at once (compare-and-set,
+sent while the next batch computes), and into Delta buffers. At each epoch snapshot (and when a buffer is large) the Redis
 write in flight is awaited and the Kafka producer flushed, then the Delta buffers are cut
 and committed in the background (`delta_commits`) — so whatever Delta holds was also
 acknowledged by Redis and Kafka, whatever a snapshot covers is in Delta or in the
@@ -112,8 +112,6 @@ class FeatureStorePartition(StatefulSinkPartition[StoreItem, dict[str, Any]]):
         if not items:
             return
         vectors = [v for v, _ in items]
-        if self._online is not None:
-            self._online.submit(vectors)
         if self._outbox is not None:
             frame, body = self._codec.frame, self._writer.body
             for vector in vectors:
@@ -122,6 +120,8 @@ class FeatureStorePartition(StatefulSinkPartition[StoreItem, dict[str, Any]]):
                     key=vector.keys[0].encode(),
                     headers=[("event_id", vector.event_id.encode())],
                 )
+        if self._online is not None:
+            self._online.submit(vectors)
         if features is not None:
             features.add_rows(vectors, self._features_table)
             raw = self._raw
