@@ -2,11 +2,12 @@
 
 Per batch: replays the Delta table already holds are dropped; the rest go to the `features`
 topic at once (first: the scoring workers wait on it), to Redis at once (compare-and-set,
-sent while the next batch computes), and into Delta buffers. At each epoch snapshot (and when a buffer is large) the Redis
-write in flight is awaited and the Kafka producer flushed, then the Delta buffers are cut
-and committed in the background (`delta_commits`) — so whatever Delta holds was also
-acknowledged by Redis and Kafka, whatever a snapshot covers is in Delta or in the
-snapshot, and whatever it does not cover will be replayed into all three stores.
+sent while the next batch computes), and into Delta buffers. At each epoch snapshot (and
+when a buffer is large) the Redis write in flight is awaited and the Kafka producer
+flushed, then the Delta buffers are cut and committed in the background
+(`delta_commits`) — so whatever Delta holds was also acknowledged by Redis and Kafka,
+whatever a snapshot covers is in Delta or in the snapshot, and whatever it does not cover
+will be replayed into all three stores.
 """
 
 from __future__ import annotations
