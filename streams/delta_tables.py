@@ -7,9 +7,14 @@ Delta; the values are the same epoch milliseconds the records carry.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import functools
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from types import GenericAlias
+from typing import Any
 
+import msgspec
 import pyarrow as pa
 
 from schemas.features import FeatureSet, FeatureVector
@@ -18,7 +23,11 @@ from schemas.records import Label, Transaction
 __all__ = [
     "FEATURES",
     "LABELS",
+    "LABEL_ROWS",
     "TRANSACTIONS",
+    "TRANSACTION_ROWS",
+    "RowFormat",
+    "feature_rows",
     "features_schema",
     "features_table",
     "labels_schema",
@@ -170,6 +179,35 @@ def labels_table(rows: Sequence[tuple[Label, int, int]]) -> pa.Table:
         _days(times),
     ]
     return pa.Table.from_arrays(columns, schema=labels_schema())
+
+
+@dataclass(frozen=True)
+class RowFormat:
+    """Python rows of one table: how a list of them becomes the table, and their type.
+
+    A sink buffers rows in this form and builds them off its thread; a recovery snapshot
+    that holds rows not built yet keeps them as msgpack of `row_type` (5,000 feature rows:
+    ~1 ms, against ~9 ms to build the Arrow table and write it as IPC).
+    """
+
+    build: Callable[[Sequence[Any]], pa.Table]
+    row_type: Any  # a msgspec-encodable type of one row
+
+    def encode(self, rows: Sequence[Any]) -> bytes:
+        return msgspec.msgpack.encode(rows)
+
+    def decode(self, data: bytes) -> list[Any]:
+        rows: list[Any] = msgspec.msgpack.decode(data, type=GenericAlias(list, (self.row_type,)))
+        return rows
+
+
+TRANSACTION_ROWS = RowFormat(transactions_table, tuple[Transaction, int, int, int])
+LABEL_ROWS = RowFormat(labels_table, tuple[Label, int, int])
+
+
+def feature_rows(feature_set: FeatureSet) -> RowFormat:
+    """Rows of `features_table(feature_set, ...)`: feature vectors."""
+    return RowFormat(functools.partial(features_table, feature_set), FeatureVector)
 
 
 def millis(value: datetime) -> int:

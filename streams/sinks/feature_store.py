@@ -12,7 +12,6 @@ will be replayed into all three stores.
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass
 from typing import Any
 
@@ -77,7 +76,7 @@ class FeatureStorePartition(StatefulSinkPartition[StoreItem, dict[str, Any]]):
             topic=config.features_topic,
         )
         self._writer = FeatureVectorWriter(fs)
-        self._features_table = functools.partial(delta_tables.features_table, fs)
+        self._feature_rows = delta_tables.feature_rows(fs)
         self._commit_rows = config.commit_rows
         self._features: DeltaAppender | None = None
         self._raw: DeltaAppender | None = None
@@ -124,7 +123,7 @@ class FeatureStorePartition(StatefulSinkPartition[StoreItem, dict[str, Any]]):
         if self._online is not None:
             self._online.submit(vectors)
         if features is not None:
-            features.add_rows(vectors, self._features_table)
+            features.add_rows(vectors, self._feature_rows)
             raw = self._raw
             if raw is not None:
                 rows = [
@@ -132,7 +131,7 @@ class FeatureStorePartition(StatefulSinkPartition[StoreItem, dict[str, Any]]):
                     for _, d in items
                     if raw.accepts(d.partition, d.offset)
                 ]
-                raw.add_rows(rows, delta_tables.transactions_table)
+                raw.add_rows(rows, delta_tables.TRANSACTION_ROWS)
             if features.rows_buffered >= self._commit_rows:
                 self._acknowledge()
                 self._delta.submit()

@@ -9,8 +9,16 @@ from pathlib import Path
 import pyarrow as pa
 from deltalake import DeltaTable
 
-from schemas.records import Label
-from streams.delta_tables import labels_schema, labels_table
+from schemas.features import FeatureVector
+from schemas.features.fraud import FRAUD_FEATURES
+from schemas.records import Channel, Label, Transaction
+from streams.delta_tables import (
+    LABEL_ROWS,
+    TRANSACTION_ROWS,
+    feature_rows,
+    labels_schema,
+    labels_table,
+)
 from streams.sinks.delta_appender import DeltaAppender, Rows
 from streams.sinks.delta_commits import STAGED, BackgroundCommits
 
@@ -104,10 +112,10 @@ def test_python_rows_are_cut_and_land_as_their_tables_in_the_order_they_came(
     by_rows, by_table = str(tmp_path / "rows"), str(tmp_path / "table")
     deferred, direct = _labels_appender(by_rows), _labels_appender(by_table)
     batches = [_rows(0, range(2)), _rows(1, range(3)), _rows(0, range(2, 4))]
-    deferred.add_rows(batches[0], labels_table)
+    deferred.add_rows(batches[0], LABEL_ROWS)
     deferred.add(labels_table(batches[1]))  # a table between two runs of Python rows
-    deferred.add_rows(batches[2], labels_table)
-    deferred.add_rows([], labels_table)
+    deferred.add_rows(batches[2], LABEL_ROWS)
+    deferred.add_rows([], LABEL_ROWS)
     assert deferred.rows_buffered == 7
     cut = deferred.cut()
     assert cut is not None
@@ -130,15 +138,15 @@ def test_python_rows_are_cut_and_land_as_their_tables_in_the_order_they_came(
 
 def test_a_backlog_sized_batch_of_python_rows_is_cut_as_its_table(tmp_path: Path) -> None:
     appender = _labels_appender(str(tmp_path / "labels"))
-    appender.add_rows(_rows(0, range(200)), labels_table)
+    appender.add_rows(_rows(0, range(200)), LABEL_ROWS)
     cut = appender.cut()
     assert cut is not None
     assert cut.table == labels_table(_rows(0, range(200)))
 
 
-def test_staged_python_rows_pickle_as_their_table(tmp_path: Path) -> None:
+def test_staged_python_rows_restore_as_their_table(tmp_path: Path) -> None:
     appender = _labels_appender(str(tmp_path / "labels"))
-    appender.add_rows(_rows(2, range(4)), labels_table)
+    appender.add_rows(_rows(2, range(4)), LABEL_ROWS)
     cut = appender.cut()
     assert cut is not None
     restored = pickle.loads(pickle.dumps(cut))
@@ -149,9 +157,9 @@ def test_staged_python_rows_pickle_as_their_table(tmp_path: Path) -> None:
 def test_rows_built_paced_are_the_rows_built_at_once(tmp_path: Path) -> None:
     appender = _labels_appender(str(tmp_path / "labels"))
     for start in range(0, 60, 6):  # live-sized batches: kept as Python rows until cut
-        appender.add_rows(_rows(0, range(start, start + 6)), labels_table)
+        appender.add_rows(_rows(0, range(start, start + 6)), LABEL_ROWS)
     appender.add(labels_table(_rows(1, range(3))))
-    appender.add_rows(_rows(0, range(60, 70)), labels_table)
+    appender.add_rows(_rows(0, range(60, 70)), LABEL_ROWS)
     cut = appender.cut()
     assert cut is not None
     cut.build_paced(slice_rows=7, pause_s=0.0)
@@ -168,9 +176,74 @@ def test_rows_built_paced_are_the_rows_built_at_once(tmp_path: Path) -> None:
 
 def test_a_paced_build_gives_way_to_a_table_built_meanwhile(tmp_path: Path) -> None:
     appender = _labels_appender(str(tmp_path / "labels"))
-    appender.add_rows(_rows(0, range(20)), labels_table)
+    appender.add_rows(_rows(0, range(20)), LABEL_ROWS)
     cut = appender.cut()
     assert cut is not None
     built = cut.table  # a snapshot pickled the rows first
     cut.build_paced(slice_rows=5, pause_s=0.0)
     assert cut.table is built
+
+
+def test_staged_rows_not_built_pickle_as_rows_and_built_ones_as_arrow(tmp_path: Path) -> None:
+    """A snapshot does not build the epoch's rows on the worker thread to pickle them."""
+    appender = _labels_appender(str(tmp_path / "labels"))
+    appender.add_rows(_rows(0, range(3)), LABEL_ROWS)
+    appender.add(labels_table(_rows(1, range(2))))
+    appender.add_rows(_rows(0, range(3, 5)), LABEL_ROWS)
+    cut = appender.cut()
+    assert cut is not None
+    _, (kept,) = cut.__reduce__()
+    assert [part[0] for part in kept] == ["rows", "ipc", "rows"]
+    restored = pickle.loads(pickle.dumps(cut))
+    want = pa.concat_tables(
+        [
+            labels_table(_rows(0, range(3))),
+            labels_table(_rows(1, range(2))),
+            labels_table(_rows(0, range(3, 5))),
+        ]
+    )
+    assert restored.table == want
+    assert restored.offsets == {0: 4, 1: 1}
+    cut.build_paced(pause_s=0.0)  # once built, they pickle as one Arrow table
+    _, (kept,) = cut.__reduce__()
+    assert [part[0] for part in kept] == ["ipc"]
+    assert pickle.loads(pickle.dumps(cut)).table == want
+
+
+def test_transaction_and_feature_rows_survive_their_snapshot_form() -> None:
+    txn = Transaction(
+        event_id="e1",
+        card_id="c1",
+        merchant_id="m1",
+        amount=0.1,
+        currency="EUR",
+        mcc="5411",
+        country="FR",
+        channel=Channel.ONLINE,
+        event_time=1_767_225_600_000,
+        card_country=None,
+        device_id="d1",
+    )
+    rows = [(txn, 3, 17, 1_767_225_600_005)]
+    assert TRANSACTION_ROWS.decode(TRANSACTION_ROWS.encode(rows)) == rows
+    vectors = [
+        FeatureVector(
+            event_id="e1",
+            keys=("c1", "m1"),
+            event_time=1,
+            source_timestamp=2,
+            source_partition=0,
+            source_offset=5,
+            computed_at=3,
+            definition_version=FRAUD_FEATURES.version,
+            late=True,
+            values=tuple(
+                -0.0 if i == 0 else i / 3 for i in range(len(FRAUD_FEATURES.feature_names))
+            ),
+        )
+    ]
+    form = feature_rows(FRAUD_FEATURES)
+    back = pickle.loads(pickle.dumps(form)).decode(form.encode(vectors))
+    assert back == vectors
+    assert str(back[0].values[0]) == "-0.0"
+    assert form.build(back) == form.build(vectors)
