@@ -16,9 +16,14 @@ Models are the serving tests' tiny ONNX MLPs (27 inputs), registered in a tempor
 MLflow store with the fraud feature names; scoring cost does not depend on their weights.
 
 Each rate is measured on its own fresh topics, with both workers started for it and warmed
-up first. Every topic has `--partitions` partitions, 1 by default: one worker per stage
-reads them, and the embedded broker's fetches cost more with every record batch a
-partition holds (see `_common.LIVE_PARTITIONS`); `--partitions 4` shows that cost.
+up first at the rate measured (`--warmup` events, at least 1 s). Every topic has
+`--partitions` partitions, 1 by default: one worker per stage reads them, and the embedded
+broker's fetches cost more with every record batch a partition holds (see
+`_common.LIVE_PARTITIONS`); `--partitions 4` shows that cost. A slow warm-up fills the
+logs with small batches the measured phase then pays for: warming up with 2,000 events at
+200/s (with 5 ms of linger, about one batch per record on every topic) gave p99 52 ms at
+5,000/s (median of 4 runs, one of them 314 ms); warming up at the rate, 47 ms (4 of 4 runs
+46-47 ms), same code.
 
 Run: `python benchmarks/scoring.py [--rates 1000 5000 --seconds 10]`.
 """
@@ -158,10 +163,10 @@ def _wait(
 
 def run_rate(
     opts: Options, services: BenchServices, topic: str, watch: PredictionWatch,
-    workers: list[Any], rate: float, seed: int,
+    workers: list[Any], rate: float, seed: int, seconds: float | None = None,
 ) -> dict[str, Any]:  # fmt: skip
     """Offer `rate` events/s for `opts.seconds`; latency figures of every served event."""
-    n = int(rate * opts.seconds)
+    n = int(rate * (opts.seconds if seconds is None else seconds))
     config = WorldConfig(seed=seed, cards=opts.cards, merchants=opts.merchants)
     # The world is simulated before the clock: generated while offering the rate, it took
     # the producer thread's CPU, which fell behind (4,750/s achieved of 5,000 offered) and
@@ -234,14 +239,21 @@ def _first_transactions(items: Any, n: int) -> Any:
         yield item
 
 
-def _run_ms(watch: PredictionWatch, started_ms: int) -> str:
-    """The `live-<run ms>` prefix of the run that started at or after `started_ms`."""
-    runs = {int(e.split("-")[1]) for e in watch.served if e.startswith("live-")}
-    runs |= {int(e.split("-")[1]) for e in watch.feature_ts if e.startswith("live-")}
-    candidates = sorted(r for r in runs if r >= started_ms - 1000)
-    if not candidates:
-        raise RuntimeError("no event of the run reached the features topic")
-    return str(candidates[-1])
+def _run_ms(watch: PredictionWatch, started_ms: int, timeout_s: float = 60.0) -> str:
+    """The `live-<run ms>` prefix of the run that started at or after `started_ms`.
+
+    Waits (reading on) until an event of the run shows on the features topic.
+    """
+    deadline = time.monotonic() + timeout_s
+    while True:
+        runs = {int(e.split("-")[1]) for e in watch.served if e.startswith("live-")}
+        runs |= {int(e.split("-")[1]) for e in watch.feature_ts if e.startswith("live-")}
+        candidates = sorted(r for r in runs if r >= started_ms - 1000)
+        if candidates:
+            return str(candidates[-1])
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"no event of the run reached the features topic in {timeout_s}s")
+        watch.poll()
 
 
 def bench(opts: Options, services: BenchServices, tmp: Path) -> dict[str, Any]:
@@ -311,8 +323,9 @@ def measure_rate(
     watch = PredictionWatch(config, spec.features_topic, predictions)
     try:
         warm = run_rate(
-            opts, services, tx, watch, workers, rate=max(opts.warmup / 5, 100.0), seed=opts.seed
-        )
+            opts, services, tx, watch, workers, rate=rate, seed=opts.seed,
+            seconds=max(opts.warmup / rate, 1.0),
+        )  # fmt: skip
         print(f"warm-up: {warm['predicted']} predictions, p99 {warm['p99_ms']:.1f} ms", flush=True)
         figures = run_rate(opts, services, tx, watch, workers, rate=rate, seed=seed)
     except BaseException:
@@ -352,7 +365,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     add = parser.add_argument
     add("--rates", type=float, nargs="+", default=[1_000, 5_000], help="offered events/s")
     add("--seconds", type=float, default=10, help="how long to offer each rate")
-    add("--warmup", type=int, default=1_000, help="events before measuring")
+    add("--warmup", type=int, default=1_000, help="events offered before measuring (>= 1 s)")
     add("--cards", type=int, default=5_000)
     add("--merchants", type=int, default=500)
     add("--seed", type=int, default=7)
