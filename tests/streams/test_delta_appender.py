@@ -154,22 +154,23 @@ def test_staged_python_rows_restore_as_their_table(tmp_path: Path) -> None:
     assert restored.offsets == cut.offsets == {2: 3}
 
 
-def test_rows_built_paced_are_the_rows_built_at_once(tmp_path: Path) -> None:
+def _mixed_cut(tmp_path: Path, first: int) -> tuple[Rows, pa.Table]:
+    """Rows cut from live-sized batches of Python rows (partition 0: `first` rows in 6s),
+    a built table (partition 1: 3 rows) and 10 more Python rows; and the table they are."""
     appender = _labels_appender(str(tmp_path / "labels"))
-    for start in range(0, 60, 6):  # live-sized batches: kept as Python rows until cut
-        appender.add_rows(_rows(0, range(start, start + 6)), LABEL_ROWS)
+    for start in range(0, first, 6):  # kept as Python rows until cut
+        appender.add_rows(_rows(0, range(start, min(start + 6, first))), LABEL_ROWS)
     appender.add(labels_table(_rows(1, range(3))))
-    appender.add_rows(_rows(0, range(60, 70)), LABEL_ROWS)
+    appender.add_rows(_rows(0, range(first, first + 10)), LABEL_ROWS)
     cut = appender.cut()
     assert cut is not None
+    parts = [_rows(0, range(first)), _rows(1, range(3)), _rows(0, range(first, first + 10))]
+    return cut, pa.concat_tables([labels_table(p) for p in parts])
+
+
+def test_rows_built_paced_are_the_rows_built_at_once(tmp_path: Path) -> None:
+    cut, whole = _mixed_cut(tmp_path, 60)
     cut.build_paced(slice_rows=7, pause_s=0.0)
-    whole = pa.concat_tables(
-        [
-            labels_table(_rows(0, range(60))),
-            labels_table(_rows(1, range(3))),
-            labels_table(_rows(0, range(60, 70))),
-        ]
-    )
     assert cut.table == whole
     assert cut.offsets == {0: 69, 1: 2}
 
@@ -186,24 +187,12 @@ def test_a_paced_build_gives_way_to_a_table_built_meanwhile(tmp_path: Path) -> N
 
 def test_staged_rows_not_built_pickle_as_rows_and_built_ones_as_arrow(tmp_path: Path) -> None:
     """A snapshot does not build the epoch's rows on the worker thread to pickle them."""
-    appender = _labels_appender(str(tmp_path / "labels"))
-    appender.add_rows(_rows(0, range(3)), LABEL_ROWS)
-    appender.add(labels_table(_rows(1, range(2))))
-    appender.add_rows(_rows(0, range(3, 5)), LABEL_ROWS)
-    cut = appender.cut()
-    assert cut is not None
+    cut, want = _mixed_cut(tmp_path, 3)
     _, (kept,) = cut.__reduce__()
     assert [part[0] for part in kept] == ["rows", "ipc", "rows"]
     restored = pickle.loads(pickle.dumps(cut))
-    want = pa.concat_tables(
-        [
-            labels_table(_rows(0, range(3))),
-            labels_table(_rows(1, range(2))),
-            labels_table(_rows(0, range(3, 5))),
-        ]
-    )
     assert restored.table == want
-    assert restored.offsets == {0: 4, 1: 1}
+    assert restored.offsets == {0: 12, 1: 2}
     cut.build_paced(pause_s=0.0)  # once built, they pickle as one Arrow table
     _, (kept,) = cut.__reduce__()
     assert [part[0] for part in kept] == ["ipc"]
