@@ -4,7 +4,7 @@ A Delta commit (Parquet write plus log commit) takes ~50 ms, and the first one o
 ~600 ms: done inside a sink's `snapshot()` it stalls the whole worker once per epoch, and
 every event queued behind it waits. Here a snapshot only *cuts* each appender's buffer and
 hands the rows to one background thread, which commits them in order while the worker
-goes on. The snapshot keeps those rows (pickled as Arrow IPC), so if the process dies before
+goes on. The snapshot keeps those rows (pickled, see `Rows`), so if the process dies before
 their commit lands, the restored sink commits them first — `DeltaAppender.write` skips
 rows the table already holds, so nothing lands twice. At most one commit is in flight: a
 snapshot first waits for the previous one (which had a whole epoch to finish), so its
@@ -53,7 +53,7 @@ class BackgroundCommits:
         """Per appender the version replays may find rows in, plus the rows now committing."""
         self.wait()
         state: dict[str, Any] = {n: a.resume_version() for n, a in self._appenders.items()}
-        state[STAGED] = self.submit()  # `Rows` pickle as Arrow IPC, only if recovery is on
+        state[STAGED] = self.submit()  # `Rows` are pickled only if recovery is on
         return state
 
     def wait(self) -> None:

@@ -80,7 +80,7 @@ def test_a_snapshot_keeps_the_rows_it_commits_in_the_background(tmp_path: Path) 
     state = commits.snapshot()
     commits.wait()
     assert _event_ids(uri) == sorted(f"e{o}" for o in range(5))
-    # Recovery pickles the snapshot: the staged rows travel as Arrow IPC bytes.
+    # Recovery pickles the snapshot, staged rows included.
     restored_state = pickle.loads(pickle.dumps(state))
     assert restored_state[STAGED]["labels"].offsets == {0: 4}
     # A restart from that snapshot re-commits nothing: the table holds the rows already.
@@ -180,7 +180,7 @@ def test_a_paced_build_gives_way_to_a_table_built_meanwhile(tmp_path: Path) -> N
     appender.add_rows(_rows(0, range(20)), LABEL_ROWS)
     cut = appender.cut()
     assert cut is not None
-    built = cut.table  # a snapshot pickled the rows first
+    built = cut.table  # another caller built the table first
     cut.build_paced(slice_rows=5, pause_s=0.0)
     assert cut.table is built
 
