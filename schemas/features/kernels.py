@@ -358,10 +358,8 @@ class ViewKernel:
                 del times[:horizon]
                 for column in columns:
                     del column[:horizon]
-                for window in state.counted.values():
+                for window, _, _ in self._busy(state):
                     window.lo -= horizon
-                for ranked in state.ranked.values():
-                    ranked.lo -= horizon
                 for prefixes in (state.sums, state.squares):
                     for prefix in prefixes:
                         base = prefix[horizon]  # rebased to 0: the integers stay small

@@ -90,9 +90,6 @@ class _Pending:
         self.format = row_format
         self.items: list[Any] = [] if items is None else items
 
-    def build(self, items: Sequence[Any]) -> pa.Table:
-        return self.format.build(items)
-
 
 class Rows:
     """Rows cut from an appender's buffer for one commit: the table and its top offsets.
@@ -120,7 +117,9 @@ class Rows:
         """The rows as one table."""
         with self._lock:
             if self._table is None:
-                tables = [p if isinstance(p, pa.Table) else p.build(p.items) for p in self._parts]
+                tables = [
+                    p if isinstance(p, pa.Table) else p.format.build(p.items) for p in self._parts
+                ]
                 self._table = tables[0] if len(tables) == 1 else pa.concat_tables(tables)
                 self._parts = []
             return self._table
@@ -142,7 +141,7 @@ class Rows:
                 tables.append(part)
                 continue
             for at in range(0, len(part.items), slice_rows):
-                tables.append(part.build(part.items[at : at + slice_rows]))
+                tables.append(part.format.build(part.items[at : at + slice_rows]))
                 time.sleep(pause_s)
                 if self._table is not None:
                     return
