@@ -23,6 +23,8 @@ from bytewax.dataflow import Dataflow
 from bytewax.errors import BytewaxRuntimeError
 from bytewax.recovery import RecoveryConfig, init_db_dir
 
+from streams import state_log
+
 __all__ = ["run_dataflow"]
 
 
@@ -40,7 +42,8 @@ def run_dataflow(
     """Run `flow` until its sources end or the process gets SIGINT/SIGTERM.
 
     With `recovery_dir`, state is snapshotted every epoch and a restart resumes from the
-    last complete epoch (the directory is initialised on first use).
+    last complete epoch (the directory is initialised on first use). Steps that log their
+    state (`streams.state_log`) keep it in the same directory.
     """
     recovery = None
     if recovery_dir is not None:
@@ -50,7 +53,7 @@ def run_dataflow(
         recovery = RecoveryConfig(str(recovery_dir))  # type: ignore[no-untyped-call]
     previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
-        with _streaming_gc():
+        with _streaming_gc(), state_log.opened(recovery_dir):
             cli_main(  # type: ignore[no-untyped-call]
                 flow,
                 workers_per_process=workers,

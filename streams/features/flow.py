@@ -19,7 +19,7 @@ from schemas.contracts import codec_for, registry_client
 from schemas.features import CompiledFeatureSet
 from schemas.records import DeadLetter, Transaction
 from streams.features.decode import Decoded, decode_transaction
-from streams.features.steps import InFlight, ViewLogic, assemble, entity_of, start
+from streams.features.steps import InFlight, ViewLogic, assemble, shard_key, start
 from streams.sinks.dead_letter import DeadLetterTarget, output_dead_letters
 from streams.sinks.feature_store import FeatureStoreConfig, FeatureStoreSink, StoreItem
 
@@ -81,25 +81,26 @@ def build_feature_flow(
     valid = split.trues
     invalid = cast("Stream[DeadLetter]", split.falses)
 
-    # Each hop re-keys in one map: (previous key, event) → (this view's entity id, event).
+    # Each hop re-keys in one map: (previous key, event) → (this view's shard key, event).
     views = compiled.views
-    first_key = entity_of(views[0])
+    first_key = shard_key(views[0])
     keyed: Stream[tuple[str, InFlight]] = op.map(
         f"{fs.name}_{views[0].view.name}_key",
         valid,
         lambda d: (first_key(d), start(compiled, d)),
     )
     for index, kernel in enumerate(views):
+        step = f"{fs.name}_{kernel.view.name}_state"
 
-        def builder(resume: Any, kernel: Any = kernel) -> ViewLogic:
-            return ViewLogic(kernel, resume)
+        def builder(resume: Any, kernel: Any = kernel, step: str = step) -> ViewLogic:
+            return ViewLogic(kernel, step, resume)
 
-        stepped = op.stateful_batch(f"{fs.name}_{kernel.view.name}_state", keyed, builder)
+        stepped = op.stateful_batch(step, keyed, builder)
         if index + 1 < len(views):
             keyed = op.map(
                 f"{fs.name}_{views[index + 1].view.name}_key",
                 stepped,
-                _rekey(entity_of(views[index + 1])),
+                _rekey(shard_key(views[index + 1])),
             )
 
     def finish(items: list[tuple[str, InFlight]]) -> list[tuple[str, StoreItem]]:

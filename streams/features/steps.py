@@ -1,22 +1,29 @@
 """The keyed steps of the feature dataflow: one per feature view, plus vector assembly.
 
-Each view step holds one `WindowState` per entity (Bytewax keyed state, snapshotted for
-recovery) and runs the shared kernel on every event of the batch. Events carry a growing
-tuple of view results from step to step; the last step builds the `FeatureVector`.
+Each view step holds one `WindowState` per entity, in `SHARDS` Bytewax keys per view (a
+key per entity made Bytewax snapshot every touched entity whole each epoch), logged for
+recovery by `streams.state_log`, and runs the shared kernel on every event of the batch.
+Events carry a growing tuple of view results from step to step; the last step builds the
+`FeatureVector`.
 """
 
 from __future__ import annotations
 
+import pickle
+import zlib
 from collections.abc import Callable
+from typing import Any
 
 import msgspec
 from bytewax.operators import StatefulBatchLogic
 
 from schemas.features import CompiledFeatureSet, FeatureVector, ViewKernel, WindowState
 from schemas.records import Transaction
+from streams import state_log
+from streams.errors import StreamsError
 from streams.features.decode import Decoded
 
-__all__ = ["InFlight", "ViewLogic", "assemble"]
+__all__ = ["SHARDS", "InFlight", "ViewLogic", "assemble", "merge_entered", "shard_key", "shard_of"]
 
 
 class InFlight(msgspec.Struct, frozen=True):
@@ -27,28 +34,132 @@ class InFlight(msgspec.Struct, frozen=True):
     late: bool
 
 
-class ViewLogic(StatefulBatchLogic[InFlight, InFlight, WindowState]):
-    """Bytewax logic of one entity of one view: the kernel over its window state."""
+# Entities of a view are spread over this many Bytewax keys ("shards") by a stable hash of
+# their id. Part of the recovery contract: a shard's logged state holds its entities.
+SHARDS = 16
+_SHARD_NAMES = tuple(f"{i:02d}" for i in range(SHARDS))
+# A shard's log is compacted every `_COMPACT_EVERY` generations, up to `_COMPACT_LAG`
+# generations behind its newest: Bytewax resumes from its last committed snapshot, which
+# is at most an epoch or two behind the newest one.
+_COMPACT_EVERY = 64
+_COMPACT_LAG = 16
 
-    def __init__(self, kernel: ViewKernel, resume_state: WindowState | None) -> None:
+
+def shard_of(entity_id: str) -> str:
+    """The shard key of an entity id (the same in every process and release)."""
+    return _SHARD_NAMES[zlib.crc32(entity_id.encode()) % SHARDS]
+
+
+class ViewLogic(StatefulBatchLogic[InFlight, InFlight, tuple[str, int] | None]):
+    """Bytewax logic of one shard of one view: the kernel over each entity's window state.
+
+    With recovery on (`state_log.active()`), each snapshot logs the events the shard's
+    states took in since the last one and gives Bytewax (shard, generation); a resumed
+    shard replays its log up to the generation Bytewax restored (see `streams.state_log`).
+    Bytewax does not tell a builder its key: a new shard learns it from its first event.
+    """
+
+    def __init__(self, kernel: ViewKernel, step: str, resume_state: Any) -> None:
         self._kernel = kernel
-        self._state = kernel.new_state() if resume_state is None else kernel.restore(resume_state)
+        self._field = kernel.view.entity.key_field
+        self._step = step
+        self._shard: str | None = None
+        self._states: dict[str, WindowState] = {}
+        self._log = state_log.active()
+        self._gen = 0
+        self._entered: list[tuple[str, int, tuple[Any, ...]]] = []  # since the last snapshot
+        if resume_state is None:
+            return
+        if not (isinstance(resume_state, tuple) and len(resume_state) == 2):
+            msg = (
+                f"recovery state of step {step!r} is from an earlier release (one snapshot "
+                f"per entity): delete the recovery directory and run "
+                f"`skewless features backfill` to rebuild the state"
+            )
+            raise StreamsError(msg)
+        if self._log is None:
+            msg = f"step {step!r} has recovery state but no state log is open (run it with "
+            msg += "`streams.runner.run_dataflow(..., recovery_dir=...)`)"
+            raise StreamsError(msg)
+        self._shard, self._gen = resume_state
+        for blob in self._log.resume(step, self._shard, self._gen):
+            self._replay(blob)
 
     def on_batch(self, values: list[InFlight]) -> tuple[list[InFlight], bool]:
-        kernel, state = self._kernel, self._state
+        kernel, states, field = self._kernel, self._states, self._field
+        entered = self._entered if self._log is not None else None
         out = []
-        # Upstream keyed steps emit a batch grouped by their own key; put this key's events
-        # back in source order so a partition's events update state as they were produced.
+        # Upstream keyed steps emit a batch grouped by their own key; put this shard's
+        # events back in source order so a partition's events update state as produced.
         if len(values) > 1:
             values = sorted(values, key=_source_order)
+        if self._shard is None:
+            self._start(shard_of(str(getattr(values[0].event.record, field))))
         for item in values:
             event = item.event.record
-            view_values, late = kernel.apply(state, event.event_time, kernel.extract(event))
+            entity = str(getattr(event, field))
+            state = states.get(entity)
+            if state is None:
+                state = states[entity] = kernel.new_state()
+            extracted = kernel.extract(event)
+            view_values, late = kernel.apply(state, event.event_time, extracted)
+            if entered is not None and not late:  # a late event leaves the state as it was
+                entered.append((entity, event.event_time, extracted))
             out.append(InFlight(item.event, item.values + view_values, item.late or late))
         return out, StatefulBatchLogic.RETAIN
 
-    def snapshot(self) -> WindowState:
-        return self._state
+    def snapshot(self) -> tuple[str, int] | None:
+        log, shard = self._log, self._shard
+        if log is None or shard is None:
+            return None
+        self._gen += 1
+        entered, self._entered = self._entered, []
+        log.append(self._step, shard, self._gen, pickle.dumps(entered, _PICKLE))
+        if self._gen % _COMPACT_EVERY == 0 and self._gen > _COMPACT_LAG:
+            retention_ms = self._kernel.retention_ms
+            log.compact(
+                self._step,
+                shard,
+                self._gen - _COMPACT_LAG,
+                lambda blobs: merge_entered(blobs, retention_ms),
+            )
+        return (shard, self._gen)
+
+    def _start(self, shard: str) -> None:
+        """A new shard's first events: whatever a log holds of an earlier run goes."""
+        self._shard = shard
+        if self._log is not None:
+            self._log.resume(self._step, shard, 0)
+
+    def _replay(self, blob: bytes) -> None:
+        kernel, states, shard = self._kernel, self._states, self._shard
+        for entity, event_time, extracted in pickle.loads(blob):
+            state = states.get(entity)
+            if state is None:
+                if shard_of(entity) != shard:
+                    msg = f"state log of {self._step!r}/{shard!r} holds entity {entity!r} of "
+                    msg += f"shard {shard_of(entity)!r}: was SHARDS changed?"
+                    raise StreamsError(msg)
+                state = states[entity] = kernel.new_state()
+            kernel.apply(state, event_time, extracted)
+
+
+def merge_entered(blobs: list[bytes], retention_ms: int) -> bytes:
+    """Logged generations as one, without the events their entity's state has evicted.
+
+    An event at or before its entity's newest event time minus the retention is past
+    every window the state computes from then on (and states evict it lazily).
+    """
+    events = [e for blob in blobs for e in pickle.loads(blob)]
+    newest: dict[str, int] = {}
+    for entity, event_time, _ in events:
+        if event_time > newest.get(entity, event_time - 1):
+            newest[entity] = event_time
+    kept = [e for e in events if e[1] > newest[e[0]] - retention_ms]
+    return pickle.dumps(kept, _PICKLE)
+
+
+_PICKLE = 5
 
 
 def _source_order(item: InFlight) -> tuple[int, int]:
@@ -77,7 +188,7 @@ def assemble(compiled: CompiledFeatureSet, item: InFlight, *, computed_at: int) 
     )
 
 
-def entity_of(kernel: ViewKernel) -> Callable[[Decoded[Transaction]], str]:
-    """The function giving a decoded event's entity id for this view."""
+def shard_key(kernel: ViewKernel) -> Callable[[Decoded[Transaction]], str]:
+    """The function giving a decoded event's shard key for this view."""
     field = kernel.view.entity.key_field
-    return lambda event: str(getattr(event.record, field))
+    return lambda event: shard_of(str(getattr(event.record, field)))

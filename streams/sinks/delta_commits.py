@@ -9,51 +9,89 @@ their commit lands, the restored sink commits them first — `DeltaAppender.writ
 rows the table already holds, so nothing lands twice. At most one commit is in flight: a
 snapshot first waits for the previous one (which had a whole epoch to finish), so its
 failure stops the flow within an epoch and the snapshot's resume versions are exact.
+
+With a state log open (recovery on, see `streams.state_log`) and a `log_key`, the rows a
+snapshot cuts go to the log, and the snapshot keeps only their generation: in Bytewax's
+own snapshot they cost the worker ~40 ms of p99 latency per epoch at 5,000 events/s
+(pickled into its store there). The commit thread drops them from the log once they are
+in the table.
 """
 
 from __future__ import annotations
 
+import pickle
 from collections.abc import Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
+from streams import state_log
 from streams.sinks.delta_appender import DeltaAppender, Rows
 
 __all__ = ["BackgroundCommits"]
 
 STAGED = "staged"  # the snapshot key holding the rows cut but maybe not committed
+STAGED_GEN = "staged_gen"  # ... or their generation in the state log
+_LOG_STEP = "delta-staged"
 
 
 class BackgroundCommits:
-    """Commits the rows cut from named appenders on one background thread, in order."""
+    """Commits the rows cut from named appenders on one background thread, in order.
 
-    def __init__(self, appenders: Mapping[str, DeltaAppender]) -> None:
+    `log_key` names this sink partition's rows in the state log (unique per partition).
+    """
+
+    def __init__(
+        self, appenders: Mapping[str, DeltaAppender], *, log_key: str | None = None
+    ) -> None:
         self._appenders = dict(appenders)
         self._executor: ThreadPoolExecutor | None = None
         self._in_flight: Future[None] | None = None
+        self._log = state_log.active() if log_key is not None else None
+        self._log_key = log_key or ""
+        self._gen = 0
 
     def restore(self, state: Mapping[str, Any] | None) -> None:
         """Commit what a snapshot staged, unless the tables already hold it (on resume)."""
-        for name, rows in ((state or {}).get(STAGED) or {}).items():
-            appender = self._appenders.get(name)
-            if appender is not None:
-                appender.write(rows if isinstance(rows, Rows) else Rows.from_ipc(rows))
+        state = state or {}
+        for name, rows in (state.get(STAGED) or {}).items():
+            self._restore(name, rows if isinstance(rows, Rows) else Rows.from_ipc(rows))
+        if self._log is not None:
+            self._gen = int(state.get(STAGED_GEN, 0))
+            for blob in self._log.resume(_LOG_STEP, self._log_key, self._gen):
+                for name, rows in pickle.loads(blob).items():
+                    self._restore(name, rows)
+            self._log.drop(_LOG_STEP, self._log_key, self._gen)
 
-    def submit(self) -> dict[str, Rows]:
-        """Wait for the commit in flight, then start committing every buffer; the rows cut."""
+    def submit(self, *, gen: int = 0) -> dict[str, Rows]:
+        """Wait for the commit in flight, then start committing every buffer; the rows cut.
+
+        A cut with a `gen` is dropped from the state log once committed.
+        """
         self.wait()
         cut = {name: rows for name, a in self._appenders.items() if (rows := a.cut()) is not None}
         if cut:
             if self._executor is None:
                 self._executor = ThreadPoolExecutor(1, thread_name_prefix="delta-commit")
-            self._in_flight = self._executor.submit(self._write, cut)
+            self._in_flight = self._executor.submit(self._write, cut, gen)
         return cut
 
     def snapshot(self) -> dict[str, Any]:
         """Per appender the version replays may find rows in, plus the rows now committing."""
         self.wait()
         state: dict[str, Any] = {n: a.resume_version() for n, a in self._appenders.items()}
-        state[STAGED] = self.submit()  # `Rows` are pickled only if recovery is on
+        log = self._log
+        if log is None:
+            state[STAGED] = self.submit()  # `Rows` are pickled only if recovery is on
+            return state
+        self._gen += 1
+        # Cut, logged, then committed: the commit thread may drop them as soon as they land.
+        cut = {name: rows for name, a in self._appenders.items() if (rows := a.cut()) is not None}
+        log.append(_LOG_STEP, self._log_key, self._gen, pickle.dumps(cut, 5))
+        if cut:
+            if self._executor is None:
+                self._executor = ThreadPoolExecutor(1, thread_name_prefix="delta-commit")
+            self._in_flight = self._executor.submit(self._write, cut, self._gen)
+        state[STAGED_GEN] = self._gen
         return state
 
     def wait(self) -> None:
@@ -73,7 +111,14 @@ class BackgroundCommits:
                 self._executor.shutdown()
                 self._executor = None
 
-    def _write(self, cut: Mapping[str, Rows]) -> None:
+    def _restore(self, name: str, rows: Rows) -> None:
+        appender = self._appenders.get(name)
+        if appender is not None:
+            appender.write(rows)
+
+    def _write(self, cut: Mapping[str, Rows], gen: int) -> None:
         for name, rows in cut.items():
             rows.build_paced()  # not in one go: the worker thread needs the interpreter lock
             self._appenders[name].write(rows)
+        if gen and self._log is not None:
+            self._log.drop(_LOG_STEP, self._log_key, gen)

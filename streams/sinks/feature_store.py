@@ -100,7 +100,10 @@ class FeatureStorePartition(StatefulSinkPartition[StoreItem, dict[str, Any]]):
                     storage_options=config.delta_storage_options,
                 )
         appenders = {"features": self._features, "transactions": self._raw}
-        self._delta = BackgroundCommits({k: a for k, a in appenders.items() if a is not None})
+        self._delta = BackgroundCommits(
+            {k: a for k, a in appenders.items() if a is not None},
+            log_key=f"{config.app_id}.{part}",
+        )
         self._delta.restore(resume)
 
     def write_batch(self, items: list[StoreItem]) -> None:

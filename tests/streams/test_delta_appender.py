@@ -12,6 +12,7 @@ from deltalake import DeltaTable
 from schemas.features import FeatureVector
 from schemas.features.fraud import FRAUD_FEATURES
 from schemas.records import Channel, Label, Transaction
+from streams import state_log
 from streams.delta_tables import (
     LABEL_ROWS,
     TRANSACTION_ROWS,
@@ -19,8 +20,8 @@ from streams.delta_tables import (
     labels_schema,
     labels_table,
 )
-from streams.sinks.delta_appender import DeltaAppender, Rows
-from streams.sinks.delta_commits import STAGED, BackgroundCommits
+from streams.sinks.delta_appender import DeltaAppender, Rows, _Pending
+from streams.sinks.delta_commits import STAGED, STAGED_GEN, BackgroundCommits
 
 
 def _rows(partition: int, offsets: range) -> list[tuple[Label, int, int]]:
@@ -236,3 +237,44 @@ def test_transaction_and_feature_rows_survive_their_snapshot_form() -> None:
     assert back == vectors
     assert str(back[0].values[0]) == "-0.0"
     assert form.build(back) == form.build(vectors)
+
+
+def test_with_a_state_log_a_snapshot_logs_the_rows_it_commits_and_drops_them_after(
+    tmp_path: Path,
+) -> None:
+    uri = str(tmp_path / "labels")
+    with state_log.opened(tmp_path / "recovery") as log:
+        assert log is not None
+        appender = _labels_appender(uri)
+        commits = BackgroundCommits({"labels": appender}, log_key="p0")
+        appender.add_rows(_rows(0, range(5)), LABEL_ROWS)
+        state = commits.snapshot()
+        assert STAGED not in state
+        assert state[STAGED_GEN] == 1
+        commits.wait()
+        assert _event_ids(uri) == sorted(f"e{o}" for o in range(5))
+        assert log.resume("delta-staged", "p0", 1) == []  # committed, so dropped
+        commits.close()
+
+
+def test_logged_rows_a_crash_kept_from_landing_are_committed_once_on_restore(
+    tmp_path: Path,
+) -> None:
+    uri = str(tmp_path / "labels")
+    first = _labels_appender(uri)
+    first.add(labels_table(_rows(0, range(3))))
+    first.commit()
+    staged = {"labels": Rows([_Pending(LABEL_ROWS, _rows(0, range(3, 6)))])}
+    state = {"labels": first.resume_version(), STAGED_GEN: 1}
+    with state_log.opened(tmp_path / "recovery") as log:
+        assert log is not None
+        log.append("delta-staged", "p0", 1, pickle.dumps(staged))  # the snapshot's log entry
+        log.append("delta-staged", "p0", 2, pickle.dumps({}))  # a later one, never committed
+        for _ in range(2):  # the restored worker dies again before its next snapshot
+            restored = BackgroundCommits(
+                {"labels": _labels_appender(uri, state["labels"])}, log_key="p0"
+            )
+            restored.restore(state)
+            restored.close()
+        assert _event_ids(uri) == sorted(f"e{o}" for o in range(6))
+        assert log.resume("delta-staged", "p0", 1) == []

@@ -1,0 +1,130 @@
+"""The state log: generations per key, resume discards what Bytewax never committed."""
+
+from __future__ import annotations
+
+import pickle
+import threading
+from pathlib import Path
+
+import pytest
+
+from streams import state_log
+from streams.errors import StreamsError
+from streams.features.steps import merge_entered
+from streams.state_log import StateLog, StateLogError
+
+
+def _log(tmp_path: Path) -> StateLog:
+    return StateLog(tmp_path / "log.sqlite3")
+
+
+def test_resume_gives_generations_up_to_the_snapshot_and_drops_later_ones(
+    tmp_path: Path,
+) -> None:
+    log = _log(tmp_path)
+    for gen, blob in enumerate((b"a", b"b", b"c"), start=1):
+        log.append("view", "00", gen, blob)
+    log.close()
+
+    again = _log(tmp_path)  # a restart whose snapshot is generation 2
+    assert again.resume("view", "00", 2) == [b"a", b"b"]
+    again.append("view", "00", 3, b"c2")  # generation 3 is written anew
+    assert again.resume("view", "00", 3) == [b"a", b"b", b"c2"]
+    assert again.resume("view", "01", 0) == []
+    again.close()
+
+
+def test_a_fresh_start_discards_what_an_earlier_run_logged(tmp_path: Path) -> None:
+    log = _log(tmp_path)
+    log.append("view", "00", 1, b"a")
+    assert log.resume("view", "00", 0) == []
+    log.append("view", "00", 1, b"new")
+    assert log.resume("view", "00", 1) == [b"new"]
+    log.close()
+
+
+def test_generations_must_follow_the_head(tmp_path: Path) -> None:
+    log = _log(tmp_path)
+    log.append("view", "00", 1, b"a")
+    with pytest.raises(StateLogError, match="generation 3 after 1"):
+        log.append("view", "00", 3, b"c")
+    log.close()
+
+
+def test_a_log_that_ends_before_the_snapshot_is_refused_with_the_fix(tmp_path: Path) -> None:
+    log = _log(tmp_path)
+    log.append("view", "00", 1, b"a")
+    with pytest.raises(StateLogError, match=r"ends at generation 1.*refers to 2.*backfill"):
+        log.resume("view", "00", 2)
+    log.close()
+
+
+def test_compaction_merges_old_generations_and_resume_sees_the_same_blobs(
+    tmp_path: Path,
+) -> None:
+    log = _log(tmp_path)
+    for gen in range(1, 6):
+        log.append("view", "00", gen, bytes([gen]))
+    log.compact("view", "00", 3, lambda blobs: b"".join(blobs))
+    assert log.resume("view", "00", 5) == [b"\x01\x02\x03", b"\x04", b"\x05"]
+    assert log.resume("view", "00", 3) == [b"\x01\x02\x03"]
+    log.close()
+
+
+def test_resume_from_before_a_compaction_is_refused(tmp_path: Path) -> None:
+    log = _log(tmp_path)
+    for gen in range(1, 6):
+        log.append("view", "00", gen, bytes([gen]))
+    log.compact("view", "00", 4, lambda blobs: b"".join(blobs))
+    with pytest.raises(StateLogError, match="compacted up to generation 4"):
+        log.resume("view", "00", 2)
+    log.close()
+
+
+def test_drop_deletes_generations_without_moving_the_head(tmp_path: Path) -> None:
+    log = _log(tmp_path)
+    log.append("staged", "p0", 1, b"a")
+    log.append("staged", "p0", 2, b"b")
+    log.drop("staged", "p0", 1)
+    assert log.resume("staged", "p0", 2) == [b"b"]
+    log.append("staged", "p0", 3, b"c")
+    log.close()
+
+
+def test_worker_threads_append_to_their_own_keys_at_once(tmp_path: Path) -> None:
+    log = _log(tmp_path)
+
+    def write(key: str) -> None:
+        for gen in range(1, 51):
+            log.append("view", key, gen, key.encode() + bytes([gen]))
+
+    threads = [threading.Thread(target=write, args=(f"{k:02d}",)) for k in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for k in range(4):
+        key = f"{k:02d}"
+        assert log.resume("view", key, 50) == [key.encode() + bytes([g]) for g in range(1, 51)]
+    log.close()
+
+
+def test_opened_makes_the_log_active_for_the_run_only(tmp_path: Path) -> None:
+    assert state_log.active() is None
+    with state_log.opened(tmp_path) as log:
+        assert state_log.active() is log
+        assert log is not None
+        assert log.path == tmp_path / state_log.DIR_NAME / state_log.FILE_NAME
+        with pytest.raises(StreamsError, match="already running"), state_log.opened(tmp_path):
+            pass
+    assert state_log.active() is None
+    with state_log.opened(None) as none:
+        assert none is None
+
+
+def test_merging_keeps_each_entitys_events_within_its_retention_in_order() -> None:
+    first = [("a", 1_000, (1.0,)), ("b", 5_000, (2.0,)), ("a", 2_000, (3.0,))]
+    second = [("a", 12_000, (4.0,)), ("b", 5_500, (5.0,))]
+    merged = pickle.loads(merge_entered([pickle.dumps(first), pickle.dumps(second)], 10_000))
+    # a's newest is 12,000: events at or before 2,000 are out; b keeps both.
+    assert merged == [("b", 5_000, (2.0,)), ("a", 12_000, (4.0,)), ("b", 5_500, (5.0,))]
