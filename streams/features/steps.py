@@ -114,7 +114,8 @@ class ViewLogic(StatefulBatchLogic[InFlight, InFlight, tuple[str, int] | None]):
             return None
         self._gen += 1
         entered, self._entered = self._entered, []
-        log.append(self._step, shard, self._gen, pickle.dumps(entered, _PICKLE))
+        # Written by the sink's snapshot, before Bytewax commits the epoch (state_log.flush).
+        log.stage(self._step, shard, self._gen, pickle.dumps(entered, _PICKLE))
         if self._gen % _COMPACT_EVERY == 0 and self._gen > _COMPACT_LAG:
             retention_ms = self._kernel.retention_ms
             log.compact(

@@ -86,7 +86,8 @@ class BackgroundCommits:
         self._gen += 1
         # Cut, logged, then committed: the commit thread may drop them as soon as they land.
         cut = {name: rows for name, a in self._appenders.items() if (rows := a.cut()) is not None}
-        log.append(_LOG_STEP, self._log_key, self._gen, pickle.dumps(cut, 5))
+        log.stage(_LOG_STEP, self._log_key, self._gen, pickle.dumps(cut, 5))
+        log.flush()  # with what upstream steps staged for this epoch
         if cut:
             if self._executor is None:
                 self._executor = ThreadPoolExecutor(1, thread_name_prefix="delta-commit")

@@ -247,6 +247,7 @@ def test_with_a_state_log_a_snapshot_logs_the_rows_it_commits_and_drops_them_aft
         assert log is not None
         appender = _labels_appender(uri)
         commits = BackgroundCommits({"labels": appender}, log_key="p0")
+        commits.restore(None)  # a fresh start
         appender.add_rows(_rows(0, range(5)), LABEL_ROWS)
         state = commits.snapshot()
         assert STAGED not in state
@@ -268,6 +269,7 @@ def test_logged_rows_a_crash_kept_from_landing_are_committed_once_on_restore(
     state = {"labels": first.resume_version(), STAGED_GEN: 1}
     with state_log.opened(tmp_path / "recovery") as log:
         assert log is not None
+        log.resume("delta-staged", "p0", 0)
         log.append("delta-staged", "p0", 1, pickle.dumps(staged))  # the snapshot's log entry
         log.append("delta-staged", "p0", 2, pickle.dumps({}))  # a later one, never committed
         for _ in range(2):  # the restored worker dies again before its next snapshot

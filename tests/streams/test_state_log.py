@@ -22,6 +22,7 @@ def test_resume_gives_generations_up_to_the_snapshot_and_drops_later_ones(
     tmp_path: Path,
 ) -> None:
     log = _log(tmp_path)
+    log.resume("view", "00", 0)
     for gen, blob in enumerate((b"a", b"b", b"c"), start=1):
         log.append("view", "00", gen, blob)
     log.close()
@@ -36,23 +37,48 @@ def test_resume_gives_generations_up_to_the_snapshot_and_drops_later_ones(
 
 def test_a_fresh_start_discards_what_an_earlier_run_logged(tmp_path: Path) -> None:
     log = _log(tmp_path)
+    log.resume("view", "00", 0)
     log.append("view", "00", 1, b"a")
+    log.close()
+    log = _log(tmp_path)
     assert log.resume("view", "00", 0) == []
     log.append("view", "00", 1, b"new")
     assert log.resume("view", "00", 1) == [b"new"]
     log.close()
 
 
-def test_generations_must_follow_the_head(tmp_path: Path) -> None:
+def test_generations_must_follow_the_head_of_a_resumed_key(tmp_path: Path) -> None:
     log = _log(tmp_path)
+    with pytest.raises(StateLogError, match="written before it was resumed"):
+        log.append("view", "00", 1, b"a")
+    log.resume("view", "00", 0)
     log.append("view", "00", 1, b"a")
     with pytest.raises(StateLogError, match="generation 3 after 1"):
         log.append("view", "00", 3, b"c")
     log.close()
 
 
+def test_staged_generations_are_written_by_flush_and_dropped_by_a_crash(
+    tmp_path: Path,
+) -> None:
+    log = _log(tmp_path)
+    for key in ("00", "01"):
+        log.resume("view", key, 0)
+        log.stage("view", key, 1, key.encode())
+    log.flush()  # both in one transaction
+    log.stage("view", "00", 2, b"never flushed")
+    log.close()  # the worker dies before the sink's next snapshot
+    again = _log(tmp_path)
+    assert again.resume("view", "00", 1) == [b"00"]
+    assert again.resume("view", "01", 1) == [b"01"]
+    with pytest.raises(StateLogError, match="ends at generation 1"):
+        again.resume("view", "00", 2)
+    again.close()
+
+
 def test_a_log_that_ends_before_the_snapshot_is_refused_with_the_fix(tmp_path: Path) -> None:
     log = _log(tmp_path)
+    log.resume("view", "00", 0)
     log.append("view", "00", 1, b"a")
     with pytest.raises(StateLogError, match=r"ends at generation 1.*refers to 2.*backfill"):
         log.resume("view", "00", 2)
@@ -63,6 +89,7 @@ def test_compaction_merges_old_generations_and_resume_sees_the_same_blobs(
     tmp_path: Path,
 ) -> None:
     log = _log(tmp_path)
+    log.resume("view", "00", 0)
     for gen in range(1, 6):
         log.append("view", "00", gen, bytes([gen]))
     log.compact("view", "00", 3, lambda blobs: b"".join(blobs))
@@ -73,6 +100,7 @@ def test_compaction_merges_old_generations_and_resume_sees_the_same_blobs(
 
 def test_resume_from_before_a_compaction_is_refused(tmp_path: Path) -> None:
     log = _log(tmp_path)
+    log.resume("view", "00", 0)
     for gen in range(1, 6):
         log.append("view", "00", gen, bytes([gen]))
     log.compact("view", "00", 4, lambda blobs: b"".join(blobs))
@@ -83,6 +111,7 @@ def test_resume_from_before_a_compaction_is_refused(tmp_path: Path) -> None:
 
 def test_drop_deletes_generations_without_moving_the_head(tmp_path: Path) -> None:
     log = _log(tmp_path)
+    log.resume("staged", "p0", 0)
     log.append("staged", "p0", 1, b"a")
     log.append("staged", "p0", 2, b"b")
     log.drop("staged", "p0", 1)
@@ -95,6 +124,7 @@ def test_worker_threads_append_to_their_own_keys_at_once(tmp_path: Path) -> None
     log = _log(tmp_path)
 
     def write(key: str) -> None:
+        log.resume("view", key, 0)
         for gen in range(1, 51):
             log.append("view", key, gen, key.encode() + bytes([gen]))
 

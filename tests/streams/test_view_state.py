@@ -81,17 +81,23 @@ def _resumed_at(
     """Outputs of a run whose worker dies after batch `k` and resumes from its snapshot."""
     rng = random.Random(k)
     got: dict[str, Output] = {}
-    with state_log.opened(recovery_dir):
+    with state_log.opened(recovery_dir) as log:
+        assert log is not None
         before = _Shards(view)
         committed: dict[str, Any] = {}
         for i, batch in enumerate(batches[:k]):
             got.update(before.feed(batch))
-            if rng.random() < 0.5 or i == k - 1:  # epochs end now and then
+            if rng.random() < 0.5 or i == k - 1:  # an epoch ends; the sink's snapshot flushes
                 committed.update(before.snapshot())
-        # Later epochs whose snapshots Bytewax never committed: the crash comes first.
+                log.flush()
+        # Later epochs whose snapshots Bytewax never committed: the crash comes first, with
+        # their generations written or not.
         for batch in batches[k : k + uncommitted]:
             before.feed(batch)
             before.snapshot()
+            if rng.random() < 0.5:
+                log.flush()
+    with state_log.opened(recovery_dir):  # the restarted worker
         after = _Shards(view, resume=committed)
         for batch in batches[k:]:
             got.update(after.feed(batch))
