@@ -13,8 +13,8 @@ own staged Delta rows) in one SQLite transaction: 33 transactions of their own c
 worker ~10 ms of its epoch pause. On resume
 Bytewax hands back the number of its last committed snapshot; the step reads every blob
 up to it and replays them, and discards generations written after it (a crash between our
-commit and Bytewax's). Rows older than a generation are merged into one by `compact`, on a
-background thread, so the log stays the size of the state it describes.
+commit and Bytewax's). Generations up to one are merged by `compact`, on a background
+thread, so the log stays the size of the state it describes.
 
 The log is one SQLite file in a folder of the recovery directory (WAL, `synchronous=NORMAL`):
 a write is in the operating system once its transaction commits, so it survives the worker
@@ -178,11 +178,14 @@ class StateLog:
             )
 
     def compact(
-        self, step: str, key: str, upto: int, merge: Callable[[list[bytes]], bytes]
+        self, step: str, key: str, upto: int, merge: Callable[[list[bytes]], list[bytes]]
     ) -> None:
         """On a background thread, replace generations up to `upto` by `merge` of them.
 
-        One compaction per (step, key) at a time; a request while one runs is dropped.
+        `merge` gets the blobs in order and returns at most as many, in order (they take
+        the generation numbers up to `upto`). It runs beside the worker thread: it should
+        hold the interpreter lock a few milliseconds at a time. One compaction per (step,
+        key) at a time; a request while one runs is dropped.
         """
         with self._lock:
             running = self._compactions.get((step, key))
@@ -214,7 +217,7 @@ class StateLog:
                 self._connections.clear()
 
     def _compact(
-        self, step: str, key: str, upto: int, merge: Callable[[list[bytes]], bytes]
+        self, step: str, key: str, upto: int, merge: Callable[[list[bytes]], list[bytes]]
     ) -> None:
         # Read and merge outside the write transaction: the worker keeps appending.
         db = self._connection()
@@ -225,11 +228,19 @@ class StateLog:
         if len(rows) < 2:
             return
         merged = merge([bytes(r[0]) for r in rows])
+        if len(merged) > len(rows):
+            msg = f"state log of {step!r}/{key!r}: a merge of {len(rows)} generations gave "
+            msg += f"{len(merged)}"
+            raise StateLogError(msg)
+        first = upto - len(merged) + 1
         with self._transaction() as db:
             db.execute(
                 "DELETE FROM gens WHERE step = ? AND key = ? AND gen <= ?", (step, key, upto)
             )
-            db.execute("INSERT INTO gens VALUES (?, ?, ?, ?)", (step, key, upto, merged))
+            db.executemany(
+                "INSERT INTO gens VALUES (?, ?, ?, ?)",
+                [(step, key, first + i, blob) for i, blob in enumerate(merged)],
+            )
             db.execute("UPDATE heads SET merged = ? WHERE step = ? AND key = ?", (upto, step, key))
 
     def _background(self) -> ThreadPoolExecutor:

@@ -10,6 +10,7 @@ Events carry a growing tuple of view results from step to step; the last step bu
 from __future__ import annotations
 
 import pickle
+import time
 import zlib
 from collections.abc import Callable
 from typing import Any
@@ -38,10 +39,11 @@ class InFlight(msgspec.Struct, frozen=True):
 # their id. Part of the recovery contract: a shard's logged state holds its entities.
 SHARDS = 16
 _SHARD_NAMES = tuple(f"{i:02d}" for i in range(SHARDS))
-# A shard's log is compacted every `_COMPACT_EVERY` generations, up to `_COMPACT_LAG`
-# generations behind its newest: Bytewax resumes from its last committed snapshot, which
-# is at most an epoch or two behind the newest one.
-_COMPACT_EVERY = 64
+# A shard's log is compacted every `_COMPACT_EVERY` generations (~5 min of 1 s epochs;
+# shards and views at different ones, as a merge reads every retained event), up to
+# `_COMPACT_LAG` generations behind its newest: Bytewax resumes from its last committed
+# snapshot, which is at most an epoch or two behind the newest one.
+_COMPACT_EVERY = 300
 _COMPACT_LAG = 16
 
 
@@ -68,6 +70,7 @@ class ViewLogic(StatefulBatchLogic[InFlight, InFlight, tuple[str, int] | None]):
         self._log = state_log.active()
         self._gen = 0
         self._entered: list[tuple[str, int, tuple[Any, ...]]] = []  # since the last snapshot
+        self._stagger = 0
         if resume_state is None:
             return
         if not (isinstance(resume_state, tuple) and len(resume_state) == 2):
@@ -82,6 +85,7 @@ class ViewLogic(StatefulBatchLogic[InFlight, InFlight, tuple[str, int] | None]):
             msg += "`streams.runner.run_dataflow(..., recovery_dir=...)`)"
             raise StreamsError(msg)
         self._shard, self._gen = resume_state
+        self._stagger = _stagger(step, self._shard)
         for blob in self._log.resume(step, self._shard, self._gen):
             self._replay(blob)
 
@@ -116,7 +120,7 @@ class ViewLogic(StatefulBatchLogic[InFlight, InFlight, tuple[str, int] | None]):
         entered, self._entered = self._entered, []
         # Written by the sink's snapshot, before Bytewax commits the epoch (state_log.flush).
         log.stage(self._step, shard, self._gen, pickle.dumps(entered, _PICKLE))
-        if self._gen % _COMPACT_EVERY == 0 and self._gen > _COMPACT_LAG:
+        if (self._gen + self._stagger) % _COMPACT_EVERY == 0 and self._gen > _COMPACT_LAG:
             retention_ms = self._kernel.retention_ms
             log.compact(
                 self._step,
@@ -129,6 +133,7 @@ class ViewLogic(StatefulBatchLogic[InFlight, InFlight, tuple[str, int] | None]):
     def _start(self, shard: str) -> None:
         """A new shard's first events: whatever a log holds of an earlier run goes."""
         self._shard = shard
+        self._stagger = _stagger(self._step, shard)
         if self._log is not None:
             self._log.resume(self._step, shard, 0)
 
@@ -145,21 +150,45 @@ class ViewLogic(StatefulBatchLogic[InFlight, InFlight, tuple[str, int] | None]):
             kernel.apply(state, event_time, extracted)
 
 
-def merge_entered(blobs: list[bytes], retention_ms: int) -> bytes:
-    """Logged generations as one, without the events their entity's state has evicted.
+def _stagger(step: str, shard: str) -> int:
+    """Where in the compaction cycle this shard of this step compacts."""
+    return (zlib.crc32(step.encode()) + int(shard) * _COMPACT_EVERY // SHARDS) % _COMPACT_EVERY
+
+
+def merge_entered(blobs: list[bytes], retention_ms: int) -> list[bytes]:
+    """Logged generations merged, without the events their entity's state has evicted.
 
     An event at or before its entity's newest event time minus the retention is past
-    every window the state computes from then on (and states evict it lazily).
+    every window the state computes from then on (and states evict it lazily). Runs on
+    the state log's thread beside the worker: it reads each blob twice rather than
+    holding them all, writes parts of at most `_MERGED_PART` events (more only when there
+    are fewer blobs than parts), and lets the worker run between blobs.
     """
-    events = [e for blob in blobs for e in pickle.loads(blob)]
     newest: dict[str, int] = {}
-    for entity, event_time, _ in events:
-        if event_time > newest.get(entity, event_time - 1):
-            newest[entity] = event_time
-    kept = [e for e in events if e[1] > newest[e[0]] - retention_ms]
-    return pickle.dumps(kept, _PICKLE)
+    total = 0
+    for blob in blobs:
+        events = pickle.loads(blob)
+        total += len(events)
+        for entity, event_time, _ in events:
+            if event_time > newest.get(entity, event_time - 1):
+                newest[entity] = event_time
+        time.sleep(_YIELD_S)
+    part_size = max(_MERGED_PART, -(-total // len(blobs)))
+    parts: list[bytes] = []
+    part: list[tuple[str, int, tuple[Any, ...]]] = []
+    for blob in blobs:
+        part += [e for e in pickle.loads(blob) if e[1] > newest[e[0]] - retention_ms]
+        while len(part) >= part_size:
+            parts.append(pickle.dumps(part[:part_size], _PICKLE))
+            part = part[part_size:]
+        time.sleep(_YIELD_S)
+    if part or not parts:
+        parts.append(pickle.dumps(part, _PICKLE))
+    return parts
 
 
+_MERGED_PART = 10_000  # events per merged blob: a few ms to (un)pickle
+_YIELD_S = 0.001
 _PICKLE = 5
 
 

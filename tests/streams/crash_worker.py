@@ -27,13 +27,15 @@ def main(raw: str) -> None:
         kafka_config=kafka,
         features_topic=args["features_topic"],
     )
+    workers = int(args.get("workers", 1))
     flow = build_feature_flow(
         config,
         kafka_source(kafka, args["topic"], bounded=True),
         dead_letters=DeadLetterTarget(kafka, args["dead_topic"]),
+        sink_partitions=workers,  # as `skewless features run --workers N`
     )
     recovery = args.get("recovery_dir")
-    run_dataflow(flow, recovery_dir=Path(recovery) if recovery else None)
+    run_dataflow(flow, workers=workers, recovery_dir=Path(recovery) if recovery else None)
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ import pytest
 
 from streams import state_log
 from streams.errors import StreamsError
+from streams.features import steps
 from streams.features.steps import merge_entered
 from streams.state_log import StateLog, StateLogError
 
@@ -92,9 +93,10 @@ def test_compaction_merges_old_generations_and_resume_sees_the_same_blobs(
     log.resume("view", "00", 0)
     for gen in range(1, 6):
         log.append("view", "00", gen, bytes([gen]))
-    log.compact("view", "00", 3, lambda blobs: b"".join(blobs))
+    log.compact("view", "00", 3, lambda blobs: [b"".join(blobs)])
     assert log.resume("view", "00", 5) == [b"\x01\x02\x03", b"\x04", b"\x05"]
-    assert log.resume("view", "00", 3) == [b"\x01\x02\x03"]
+    log.compact("view", "00", 5, lambda blobs: [b"".join(blobs[:2]), blobs[2]])
+    assert log.resume("view", "00", 5) == [b"\x01\x02\x03\x04", b"\x05"]
     log.close()
 
 
@@ -103,7 +105,7 @@ def test_resume_from_before_a_compaction_is_refused(tmp_path: Path) -> None:
     log.resume("view", "00", 0)
     for gen in range(1, 6):
         log.append("view", "00", gen, bytes([gen]))
-    log.compact("view", "00", 4, lambda blobs: b"".join(blobs))
+    log.compact("view", "00", 4, lambda blobs: [b"".join(blobs)])
     with pytest.raises(StateLogError, match="compacted up to generation 4"):
         log.resume("view", "00", 2)
     log.close()
@@ -155,6 +157,23 @@ def test_opened_makes_the_log_active_for_the_run_only(tmp_path: Path) -> None:
 def test_merging_keeps_each_entitys_events_within_its_retention_in_order() -> None:
     first = [("a", 1_000, (1.0,)), ("b", 5_000, (2.0,)), ("a", 2_000, (3.0,))]
     second = [("a", 12_000, (4.0,)), ("b", 5_500, (5.0,))]
-    merged = pickle.loads(merge_entered([pickle.dumps(first), pickle.dumps(second)], 10_000))
+    merged = merge_entered([pickle.dumps(first), pickle.dumps(second)], 10_000)
     # a's newest is 12,000: events at or before 2,000 are out; b keeps both.
-    assert merged == [("b", 5_000, (2.0,)), ("a", 12_000, (4.0,)), ("b", 5_500, (5.0,))]
+    assert [e for blob in merged for e in pickle.loads(blob)] == [
+        ("b", 5_000, (2.0,)),
+        ("a", 12_000, (4.0,)),
+        ("b", 5_500, (5.0,)),
+    ]
+
+
+def test_a_merge_writes_bounded_parts_and_never_more_than_it_read(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(steps, "_MERGED_PART", 3)
+    blobs = [pickle.dumps([(f"e{g}", 1_000 * g + i, ()) for i in range(4)]) for g in range(3)]
+    merged = merge_entered(blobs, 10**9)
+    assert [len(pickle.loads(b)) for b in merged] == [4, 4, 4]  # 12 events, 3 blobs: 4 each
+    assert [e for b in merged for e in pickle.loads(b)] == [
+        e for b in blobs for e in pickle.loads(b)
+    ]
+    assert len(merge_entered(blobs[:1] * 2, 10**9)) == 2
