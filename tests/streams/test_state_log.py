@@ -19,6 +19,15 @@ def _log(tmp_path: Path) -> StateLog:
     return StateLog(tmp_path / "log.sqlite3")
 
 
+def _five_generations(tmp_path: Path) -> StateLog:
+    """A log whose key view/00 holds generations 1..5, each the byte of its number."""
+    log = _log(tmp_path)
+    log.resume("view", "00", 0)
+    for gen in range(1, 6):
+        log.append("view", "00", gen, bytes([gen]))
+    return log
+
+
 def test_resume_gives_generations_up_to_the_snapshot_and_drops_later_ones(
     tmp_path: Path,
 ) -> None:
@@ -78,21 +87,16 @@ def test_staged_generations_are_written_by_flush_and_dropped_by_a_crash(
 
 
 def test_a_log_that_ends_before_the_snapshot_is_refused_with_the_fix(tmp_path: Path) -> None:
-    log = _log(tmp_path)
-    log.resume("view", "00", 0)
-    log.append("view", "00", 1, b"a")
-    with pytest.raises(StateLogError, match=r"ends at generation 1.*refers to 2.*backfill"):
-        log.resume("view", "00", 2)
+    log = _five_generations(tmp_path)
+    with pytest.raises(StateLogError, match=r"ends at generation 5.*refers to 6.*backfill"):
+        log.resume("view", "00", 6)
     log.close()
 
 
 def test_compaction_merges_old_generations_and_resume_sees_the_same_blobs(
     tmp_path: Path,
 ) -> None:
-    log = _log(tmp_path)
-    log.resume("view", "00", 0)
-    for gen in range(1, 6):
-        log.append("view", "00", gen, bytes([gen]))
+    log = _five_generations(tmp_path)
     log.compact("view", "00", 3, lambda blobs: [b"".join(blobs)])
     assert log.resume("view", "00", 5) == [b"\x01\x02\x03", b"\x04", b"\x05"]
     log.compact("view", "00", 5, lambda blobs: [b"".join(blobs[:2]), blobs[2]])
@@ -101,10 +105,7 @@ def test_compaction_merges_old_generations_and_resume_sees_the_same_blobs(
 
 
 def test_resume_from_before_a_compaction_is_refused(tmp_path: Path) -> None:
-    log = _log(tmp_path)
-    log.resume("view", "00", 0)
-    for gen in range(1, 6):
-        log.append("view", "00", gen, bytes([gen]))
+    log = _five_generations(tmp_path)
     log.compact("view", "00", 4, lambda blobs: [b"".join(blobs)])
     with pytest.raises(StateLogError, match="compacted up to generation 4"):
         log.resume("view", "00", 2)
