@@ -9,12 +9,12 @@ So a step that keeps its state here stages, at each snapshot, one *generation* p
 blob of what changed (for window state: the epoch's events), and gives Bytewax only the
 generation number. The feature store sink's snapshot, which Bytewax takes after every
 upstream step's and before it commits the epoch, writes all staged generations (and its
-own staged Delta rows) in one SQLite transaction: 33 transactions of their own cost the
-worker ~10 ms of its epoch pause. On resume
-Bytewax hands back the number of its last committed snapshot; the step reads every blob
-up to it and replays them, and discards generations written after it (a crash between our
-commit and Bytewax's). Generations up to one are merged by `compact`, on a background
-thread, so the log stays the size of the state it describes.
+own staged Delta rows) in one SQLite transaction: a transaction per key (33 for the fraud
+features) cost the worker ~10 ms more of its epoch pause. On resume Bytewax hands back the
+number of its last committed snapshot; the step reads every blob up to it and replays
+them, and discards generations written after it (a crash between our commit and
+Bytewax's). Generations up to one are merged by `compact`, on a background thread, so the
+log stays the size of the state it describes.
 
 The log is one SQLite file in a folder of the recovery directory (WAL, `synchronous=NORMAL`):
 a write is in the operating system once its transaction commits, so it survives the worker
@@ -81,6 +81,7 @@ class StateLog:
         self._compactor: ThreadPoolExecutor | None = None
         self._compactions: dict[tuple[str, str], Future[None]] = {}
         self._unchecked = 0  # bytes appended since the last checkpoint was started
+        self._checkpointed: Future[None] | None = None
         self._heads: dict[tuple[str, str], int] = {}  # of the keys resumed by this log
         self._staged: list[tuple[str, str, int, bytes]] = []
         try:
@@ -122,17 +123,20 @@ class StateLog:
             return
         with self._transaction() as db:
             db.executemany("INSERT INTO gens VALUES (?, ?, ?, ?)", staged)
+            # max: two sink partitions' flushes may commit a key's generations out of order.
             db.executemany(
                 "INSERT INTO heads VALUES (?, ?, ?, 0) "
-                "ON CONFLICT (step, key) DO UPDATE SET gen = excluded.gen",
+                "ON CONFLICT (step, key) DO UPDATE SET gen = max(gen, excluded.gen)",
                 [row[:3] for row in staged],
             )
         with self._lock:
+            if self._checkpointed is not None and self._checkpointed.done():
+                self._checkpointed.result()  # raises a failed checkpoint's error
             self._unchecked += sum(len(row[3]) for row in staged)
             if self._unchecked < _CHECKPOINT_BYTES:
                 return
             self._unchecked = 0
-            self._background().submit(self._checkpoint)
+            self._checkpointed = self._background().submit(self._checkpoint)
 
     def resume(self, step: str, key: str, gen: int) -> list[bytes]:
         """The blobs of generations up to `gen` in order, after discarding any later ones.
@@ -185,12 +189,15 @@ class StateLog:
         `merge` gets the blobs in order and returns at most as many, in order (they take
         the generation numbers up to `upto`). It runs beside the worker thread: it should
         hold the interpreter lock a few milliseconds at a time. One compaction per (step,
-        key) at a time; a request while one runs is dropped.
+        key) at a time; a request while one runs is dropped. The error of a failed one is
+        raised by the next request (or `resume`, or `close`).
         """
         with self._lock:
             running = self._compactions.get((step, key))
-            if running is not None and not running.done():
-                return
+            if running is not None:
+                if not running.done():
+                    return
+                running.result()
             self._compactions[(step, key)] = self._background().submit(
                 self._compact, step, key, upto, merge
             )
