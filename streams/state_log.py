@@ -332,8 +332,8 @@ def opened(recovery_dir: Path | None) -> Iterator[StateLog | None]:
     if _active is not None:
         msg = "a dataflow with recovery is already running in this process"
         raise StreamsError(msg)
-    # Not beside Bytewax's partitions: Bytewax deletes other files there (the log's WAL
-    # index went missing mid-run, and its commits with it).
+    # Not beside Bytewax's partitions: there the log's WAL index (-shm) went missing
+    # mid-run, and its commits with it (the kill -9 test caught it); in a folder it does not.
     (recovery_dir / DIR_NAME).mkdir(parents=True, exist_ok=True)
     log = StateLog(recovery_dir / DIR_NAME / FILE_NAME)
     _active = log
