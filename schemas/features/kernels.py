@@ -237,32 +237,6 @@ class ViewKernel:
             scales=[0 for _ in self.summed],
         )
 
-    def restore(self, state: WindowState) -> WindowState:
-        """`state` as this kernel keeps it, from a snapshot of this or an earlier release.
-
-        States pickled before exact sums hold float squares and no prefix sums: those are
-        rebuilt from the retained events (which is what they are a function of).
-        """
-        if hasattr(state, "sums") and hasattr(state, "scales"):
-            if not hasattr(state, "counted"):  # caches of the columns: rebuilt as needed
-                state.counted = {}
-            if not hasattr(state, "ranked"):
-                state.ranked = {}
-            return state
-        fresh = self.new_state()
-        fresh.times, fresh.columns, fresh.max_time = state.times, state.columns, state.max_time
-        for sm, col, sq in self._summed_of:
-            ratios = [v.as_integer_ratio() for v in fresh.columns[col]]
-            scale = max((d.bit_length() - 1 for _, d in ratios), default=0)
-            fresh.scales[sm] = scale
-            prefix, squares = fresh.sums[sm], fresh.squares[sq] if sq >= 0 else None
-            for numerator, denominator in ratios:
-                x = numerator << (scale - denominator.bit_length() + 1)
-                prefix.append(prefix[-1] + x)
-                if squares is not None:
-                    squares.append(squares[-1] + x * x)
-        return fresh
-
     def extract(self, event: Transaction) -> tuple[Any, ...]:
         """The source values this view needs from `event`, in `sources` order."""
         return self._extract(event)

@@ -24,7 +24,6 @@ from schemas.features import (
     FeatureView,
     LocalEngine,
     ViewKernel,
-    WindowState,
 )
 from schemas.features.fraud import FRAUD_FEATURES
 from schemas.features.kernels import COUNTED_FROM
@@ -370,23 +369,3 @@ def test_sums_beyond_the_float_range_are_infinite_not_an_error() -> None:
     assert values[0] == math.inf  # sum
     assert values[1] == 1.5e308  # the exact mean is in range
     assert values[4] == 1.5e308
-
-
-def test_a_state_pickled_before_exact_sums_resumes_as_if_never_stopped() -> None:
-    """An earlier release pickled float squares and no prefix sums: they are rebuilt."""
-    kernel = ViewKernel(_sum_view())
-    amounts = [12.34, 0.01, 7.5, 1e6, 3.0]
-    running = kernel.new_state()
-    for k, amount in enumerate(amounts[:-1]):
-        kernel.apply(running, _T0 + k * 1000, (amount,))
-    old = WindowState.__new__(WindowState)  # only the slots of the earlier layout
-    old.times, old.columns, old.max_time = (
-        list(running.times),
-        [list(running.columns[0])],
-        running.max_time,
-    )
-    old.squares = [[a * a for a in running.columns[0]]]
-    restored = kernel.restore(pickle.loads(pickle.dumps(old)))
-    assert restored == running
-    t = _T0 + len(amounts) * 1000
-    assert kernel.apply(restored, t, (amounts[-1],)) == kernel.apply(running, t, (amounts[-1],))
