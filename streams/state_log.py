@@ -37,10 +37,13 @@ from pathlib import Path
 
 from streams.errors import StreamsError
 
-__all__ = ["DIR_NAME", "FILE_NAME", "StateLog", "StateLogError", "active", "opened"]
+__all__ = ["DIR_NAME", "FILE_NAME", "REBUILD", "StateLog", "StateLogError", "active", "opened"]
 
 DIR_NAME = "state-log"
 FILE_NAME = "state-log.sqlite3"
+
+# What a user does when recovery state cannot be used: the features are rebuilt from history.
+REBUILD = "delete the recovery directory and run `skewless features backfill` to rebuild it"
 
 _CHECKPOINT_BYTES = 4 << 20  # appended between checkpoints
 
@@ -84,11 +87,6 @@ class StateLog:
         self._checkpointed: Future[None] | None = None
         self._heads: dict[tuple[str, str], int] = {}  # of the keys resumed by this log
         self._staged: list[tuple[str, str, int, bytes]] = []
-        try:
-            self._connection().executescript(_SCHEMA)
-        except sqlite3.Error as exc:
-            msg = f"cannot open the state log {str(path)!r}: {exc}"
-            raise StateLogError(msg) from exc
 
     def append(self, step: str, key: str, gen: int, blob: bytes) -> None:
         """Write generation `gen` of (step, key) now; it must follow the head."""
@@ -150,15 +148,13 @@ class StateLog:
                 msg = (
                     f"state log of {step!r}/{key!r} ends at generation {written}, but the "
                     f"recovery snapshot refers to {gen} (was the machine restarted while the "
-                    f"worker ran?): delete the recovery directory and run "
-                    f"`skewless features backfill` to rebuild the state"
+                    f"worker ran?): {REBUILD}"
                 )
                 raise StateLogError(msg)
             if 0 < gen < merged:
                 msg = (
                     f"state log of {step!r}/{key!r} was compacted up to generation {merged}, "
-                    f"past the recovery snapshot's {gen}: delete the recovery directory and "
-                    f"run `skewless features backfill` to rebuild the state"
+                    f"past the recovery snapshot's {gen}: {REBUILD}"
                 )
                 raise StateLogError(msg)
             with self._lock:
@@ -273,6 +269,8 @@ class StateLog:
         db: sqlite3.Connection | None = getattr(self._local, "db", None)
         if db is None:
             try:
+                # Created on first use: flows without logged steps leave no file behind.
+                self.path.parent.mkdir(parents=True, exist_ok=True)
                 # Used by its own thread only; `close` closes it from another, after the threads.
                 db = sqlite3.connect(
                     self.path, timeout=30.0, isolation_level=None, check_same_thread=False
@@ -283,7 +281,8 @@ class StateLog:
                 # background thread, not inside whichever commit crosses the threshold:
                 # on the worker thread they cost the epoch's snapshot ~10-20 ms.
                 db.execute("PRAGMA wal_autocheckpoint = 0")
-            except sqlite3.Error as exc:
+                db.executescript(_SCHEMA)
+            except (sqlite3.Error, OSError) as exc:
                 msg = f"cannot open the state log {str(self.path)!r}: {exc}"
                 raise StateLogError(msg) from exc
             self._local.db = db
@@ -334,7 +333,6 @@ def opened(recovery_dir: Path | None) -> Iterator[StateLog | None]:
         raise StreamsError(msg)
     # Not beside Bytewax's partitions: there the log's WAL index (-shm) went missing
     # mid-run, and its commits with it (the kill -9 test caught it); in a folder it does not.
-    (recovery_dir / DIR_NAME).mkdir(parents=True, exist_ok=True)
     log = StateLog(recovery_dir / DIR_NAME / FILE_NAME)
     _active = log
     try:

@@ -76,8 +76,7 @@ class ViewLogic(StatefulBatchLogic[InFlight, InFlight, tuple[str, int] | None]):
         if not (isinstance(resume_state, tuple) and len(resume_state) == 2):
             msg = (
                 f"recovery state of step {step!r} is from an earlier release (one snapshot "
-                f"per entity): delete the recovery directory and run "
-                f"`skewless features backfill` to rebuild the state"
+                f"per entity): {state_log.REBUILD}"
             )
             raise StreamsError(msg)
         if self._log is None:
