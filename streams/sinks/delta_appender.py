@@ -112,6 +112,15 @@ class Rows:
         """`table` (columns `source_partition`, `source_offset` required) as `Rows`."""
         return cls([table])
 
+    @classmethod
+    def joined(cls, many: Sequence[Rows]) -> Rows:
+        """The rows of `many`, in order, as one `Rows`."""
+        parts: list[pa.Table | _Pending] = []
+        for rows in many:
+            with rows._lock:
+                parts += rows._parts if rows._table is None else [rows._table]
+        return cls(parts)
+
     @property
     def table(self) -> pa.Table:
         """The rows as one table."""
@@ -243,6 +252,8 @@ class DeltaAppender:
             self._load_skip(resume_version)
         self._buffer: list[pa.Table | _Pending] = []
         self.rows_buffered = 0
+        self._taken = 0  # parts of the buffer `take_new` has handed out
+        self.rows_taken = 0
 
     def _app(self, partition: int) -> str:
         return f"{self._app_id}.{partition}"
@@ -309,7 +320,7 @@ class DeltaAppender:
         if len(items) >= _BUILD_NOW:
             self.add(row_format.build(items))
             return
-        last = self._buffer[-1] if self._buffer else None
+        last = self._buffer[-1] if len(self._buffer) > self._taken else None
         if not isinstance(last, _Pending) or last.format is not row_format:
             last = _Pending(row_format)
             self._buffer.append(last)
@@ -323,7 +334,21 @@ class DeltaAppender:
         rows = Rows(self._buffer)
         self._buffer = []
         self.rows_buffered = 0
+        self._taken = self.rows_taken = 0
         return rows
+
+    def take_new(self) -> Rows | None:
+        """The rows buffered since the last `take_new` or `cut` (None if none), still buffered.
+
+        For a recovery log written in pieces: the parts handed out are never added to
+        again, and `cut` still takes them (with the rest) for the commit.
+        """
+        parts = self._buffer[self._taken :]
+        if not parts:
+            return None
+        self._taken = len(self._buffer)
+        self.rows_taken = self.rows_buffered
+        return Rows(parts)
 
     def commit(self) -> int | None:
         """Commit the buffer as one Delta version; returns it (None if nothing buffered)."""

@@ -32,6 +32,7 @@ __all__ = ["BackgroundCommits"]
 STAGED = "staged"  # the snapshot key holding the rows cut but maybe not committed
 STAGED_GEN = "staged_gen"  # ... or their generation in the state log
 _LOG_STEP = "delta-staged"
+PIECE_ROWS = 500  # rows (of the first appender) per logged piece
 
 
 class BackgroundCommits:
@@ -49,6 +50,7 @@ class BackgroundCommits:
         self._log = state_log.active() if log_key is not None else None
         self._log_key = log_key or ""
         self._gen = 0
+        self._pieces = False  # whether generation `_gen + 1` has logged pieces
 
     def restore(self, state: Mapping[str, Any] | None) -> None:
         """Commit what a snapshot staged, unless the tables already hold it (on resume)."""
@@ -57,14 +59,38 @@ class BackgroundCommits:
             self._restore(name, rows if isinstance(rows, Rows) else Rows.from_ipc(rows))
         if self._log is not None:
             self._gen = int(state.get(STAGED_GEN, 0))
-            for blob in self._log.resume(_LOG_STEP, self._log_key, self._gen):
-                for name, rows in pickle.loads(blob).items():
-                    self._restore(name, rows)
+            for parts in self._log.resume_generations(_LOG_STEP, self._log_key, self._gen):
+                # A generation's pieces and blob are one cut, committed as one version.
+                cut: dict[str, list[Rows]] = {}
+                for blob in parts:
+                    for name, rows in pickle.loads(blob).items():
+                        cut.setdefault(name, []).append(rows)
+                for name, many in cut.items():
+                    self._restore(name, Rows.joined(many))
             self._log.drop(_LOG_STEP, self._log_key, self._gen)
+
+    def log_new(self, *, piece_rows: int = PIECE_ROWS) -> None:
+        """With a state log, log the rows added since the last piece once they are `piece_rows`.
+
+        Call after adding rows. The piece is encoded and written on the log's background
+        thread (`StateLog.queue_piece`).
+        """
+        log = self._log
+        if log is None or not self._appenders:
+            return
+        first = next(iter(self._appenders.values()))
+        if first.rows_buffered - first.rows_taken < piece_rows:
+            return
+        piece = self._take_new()
+        log.queue_piece(_LOG_STEP, self._log_key, self._gen + 1, lambda: pickle.dumps(piece, 5))
+        self._pieces = True
 
     def submit(self) -> dict[str, Rows]:
         """Wait for the commit in flight, then start committing every buffer; the rows cut."""
         self.wait()
+        if self._log is not None and self._pieces:  # the commit takes their rows (see above)
+            self._log.drop_pieces(_LOG_STEP, self._log_key, self._gen + 1)
+            self._pieces = False
         cut = self._cut()
         self._commit(cut, gen=0)
         return cut
@@ -77,11 +103,13 @@ class BackgroundCommits:
         if log is None:
             state[STAGED] = self.submit()  # `Rows` are pickled only if recovery is on
             return state
-        self._gen += 1
-        # Cut, logged, then committed: the commit thread may drop them as soon as they land.
+        # Logged, then committed: the commit thread may drop them as soon as they land.
+        rest = self._take_new()
         cut = self._cut()
-        log.stage(_LOG_STEP, self._log_key, self._gen, pickle.dumps(cut, 5))
-        log.flush()  # with what upstream steps staged for this epoch
+        self._gen += 1
+        self._pieces = False
+        log.stage(_LOG_STEP, self._log_key, self._gen, pickle.dumps(rest, 5))
+        log.flush()  # its pieces first, with what upstream steps staged for this epoch
         self._commit(cut, gen=self._gen)
         state[STAGED_GEN] = self._gen
         return state
@@ -105,6 +133,11 @@ class BackgroundCommits:
 
     def _cut(self) -> dict[str, Rows]:
         return {name: rows for name, a in self._appenders.items() if (rows := a.cut()) is not None}
+
+    def _take_new(self) -> dict[str, Rows]:
+        return {
+            name: rows for name, a in self._appenders.items() if (rows := a.take_new()) is not None
+        }
 
     def _commit(self, cut: dict[str, Rows], *, gen: int) -> None:
         """Start committing `cut`; once in, drop its generation `gen` (if any) from the log."""

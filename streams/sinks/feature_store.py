@@ -138,6 +138,8 @@ class FeatureStorePartition(StatefulSinkPartition[StoreItem, dict[str, Any]]):
             if features.rows_buffered >= self._commit_rows:
                 self._acknowledge()
                 self._delta.submit()
+            else:
+                self._delta.log_new()
 
     def _acknowledge(self) -> None:
         """Wait until Redis and Kafka hold everything written: Delta never holds more."""

@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 import pyarrow as pa
+import pytest
 from deltalake import DeltaTable
 
 from schemas.features import FeatureVector
@@ -280,3 +281,62 @@ def test_logged_rows_a_crash_kept_from_landing_are_committed_once_on_restore(
             restored.close()
         assert _event_ids(uri) == sorted(f"e{o}" for o in range(6))
         assert log.resume("delta-staged", "p0", 1) == []
+
+
+def _versions(uri: str) -> int:
+    return DeltaTable(uri).version()
+
+
+def test_rows_logged_in_pieces_are_restored_as_the_one_commit_their_snapshot_cut(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    uri = str(tmp_path / "labels")
+    with state_log.opened(tmp_path / "recovery") as log:
+        assert log is not None
+        appender = _labels_appender(uri)
+        commits = BackgroundCommits({"labels": appender}, log_key="p0")
+        commits.restore(None)
+        # Offsets out of order across batches, as keyed steps may emit them.
+        for offsets in (range(4, 7), range(2), range(9, 10), range(2, 4), range(7, 9)):
+            appender.add_rows(_rows(0, offsets), LABEL_ROWS)
+            commits.log_new(piece_rows=2)
+        with monkeypatch.context() as patched:  # the worker dies before the commit lands
+            patched.setattr(BackgroundCommits, "_commit", lambda *_, **__: None)
+            state = commits.snapshot()
+        generations = log.resume_generations("delta-staged", "p0", state[STAGED_GEN])
+        assert [len(parts) for parts in generations] == [5]  # 4 pieces, then the rest
+        before = _versions(uri)
+        for _ in range(2):  # the restored worker dies again before its next snapshot
+            restored = BackgroundCommits(
+                {"labels": _labels_appender(uri, state["labels"])}, log_key="p0"
+            )
+            restored.restore(state)
+            restored.close()
+        assert _event_ids(uri) == sorted(f"e{o}" for o in range(10))
+        assert _versions(uri) == before + 1  # one version, as the lost commit would be
+
+
+def test_a_commit_between_snapshots_takes_the_rows_of_the_pieces_logged_before_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    uri = str(tmp_path / "labels")
+    with state_log.opened(tmp_path / "recovery") as log:
+        assert log is not None
+        appender = _labels_appender(uri)
+        commits = BackgroundCommits({"labels": appender}, log_key="p0")
+        commits.restore(None)
+        appender.add_rows(_rows(0, range(3)), LABEL_ROWS)
+        commits.log_new(piece_rows=2)
+        commits.submit()  # a full buffer: committed now, its piece dropped
+        commits.wait()
+        appender.add_rows(_rows(0, range(3, 8)), LABEL_ROWS)
+        commits.log_new(piece_rows=2)
+        with monkeypatch.context() as patched:
+            patched.setattr(BackgroundCommits, "_commit", lambda *_, **__: None)
+            state = commits.snapshot()
+        restored = BackgroundCommits(
+            {"labels": _labels_appender(uri, state["labels"])}, log_key="p0"
+        )
+        restored.restore(state)
+        restored.close()
+        assert _event_ids(uri) == sorted(f"e{o}" for o in range(8))

@@ -123,6 +123,74 @@ def test_drop_deletes_generations_without_moving_the_head(tmp_path: Path) -> Non
     log.close()
 
 
+def test_a_generation_written_in_pieces_resumes_as_its_pieces_then_its_blob(
+    tmp_path: Path,
+) -> None:
+    log = _log(tmp_path)
+    log.resume("view", "00", 0)
+    log.write_piece("view", "00", 1, b"1a")
+    log.queue_piece("view", "00", 1, lambda: b"1b")  # encoded and written off this thread
+    log.append("view", "00", 1, b"1z")  # flush waits for queued pieces
+    log.append("view", "00", 2, b"2z")  # no pieces
+    log.queue_piece("view", "00", 3, lambda: b"3a")  # generation 3 never staged: a crash
+    log.close()
+
+    again = _log(tmp_path)
+    assert again.resume_generations("view", "00", 2) == [[b"1a", b"1b", b"1z"], [b"2z"]]
+    assert again.resume("view", "00", 2) == [b"1a", b"1b", b"1z", b"2z"]
+    again.write_piece("view", "00", 3, b"3a'")  # generation 3 is written anew
+    again.append("view", "00", 3, b"3z")
+    assert again.resume("view", "00", 3)[-2:] == [b"3a'", b"3z"]
+    again.close()
+
+
+def test_pieces_belong_to_the_generation_after_the_head(tmp_path: Path) -> None:
+    log = _five_generations(tmp_path)
+    for gen in (5, 7):
+        with pytest.raises(StateLogError, match=f"a piece of generation {gen} after 5"):
+            log.queue_piece("view", "00", gen, lambda: b"x")
+    with pytest.raises(StateLogError, match="after None"):
+        log.write_piece("view", "01", 1, b"x")  # never resumed
+    log.close()
+
+
+def test_a_failed_piece_is_raised_by_the_flush_that_waits_for_it(tmp_path: Path) -> None:
+    log = _five_generations(tmp_path)
+
+    def fail() -> bytes:
+        raise StateLogError("encoding failed")
+
+    log.queue_piece("view", "00", 6, fail)
+    log.stage("view", "00", 6, b"6")
+    with pytest.raises(StateLogError, match="encoding failed"):
+        log.flush()
+    log.close()
+
+
+def test_drop_and_compaction_take_pieces_with_their_generations(tmp_path: Path) -> None:
+    log = _log(tmp_path)
+    log.resume("view", "00", 0)
+    for gen in range(1, 5):
+        log.write_piece("view", "00", gen, bytes([gen, 0]))
+        log.append("view", "00", gen, bytes([gen]))
+    log.write_piece("view", "00", 5, b"5")  # the epoch in progress
+    log.compact("view", "00", 2, lambda blobs: [b"".join(blobs)])
+    assert log.resume("view", "00", 4) == [
+        b"\x01\x00\x01\x02\x00\x02",
+        b"\x03\x00",
+        b"\x03",
+        b"\x04\x00",
+        b"\x04",
+    ]
+    log.drop("view", "00", 3)
+    assert log.resume_generations("view", "00", 4) == [[b"\x04\x00", b"\x04"]]
+    log.write_piece("view", "00", 5, b"5a")
+    log.drop_pieces("view", "00", 5)  # a commit between snapshots took their content
+    log.append("view", "00", 5, b"5")
+    assert log.resume_generations("view", "00", 5)[-1] == [b"5"]
+    log.close()
+
+
 def test_worker_threads_append_to_their_own_keys_at_once(tmp_path: Path) -> None:
     log = _log(tmp_path)
 

@@ -1,4 +1,4 @@
-"""The view steps' state: sharded, logged per snapshot, resumed as if never stopped."""
+"""View steps' state: sharded, logged in pieces and per snapshot, resumed as if never stopped."""
 
 from __future__ import annotations
 
@@ -91,7 +91,7 @@ def _resumed_at(
                 committed.update(before.snapshot())
                 log.flush()
         # Later epochs whose snapshots Bytewax never committed: the crash comes first, with
-        # their generations written or not.
+        # their generations written or not (their pieces are).
         for batch in batches[k : k + uncommitted]:
             before.feed(batch)
             before.snapshot()
@@ -112,6 +112,7 @@ def _resumed_at(
     view=st.sampled_from([0, 1]),
     compact_every=st.sampled_from([1, 2, 1_000]),
     uncommitted=st.sampled_from([0, 2]),
+    piece_events=st.sampled_from([1, 3, 64]),
 )
 def test_a_resumed_view_step_computes_what_an_uninterrupted_one_does(
     tmp_path_factory: pytest.TempPathFactory,
@@ -120,8 +121,11 @@ def test_a_resumed_view_step_computes_what_an_uninterrupted_one_does(
     view: int,
     compact_every: int,
     uncommitted: int,
+    piece_events: int,
 ) -> None:
     monkeypatch.setattr(steps, "_COMPACT_EVERY", compact_every)
+    # Shards log their events in pieces of this many while an epoch runs.
+    monkeypatch.setattr(steps, "_PIECE_EVENTS", piece_events)
     # Compaction must stay behind the snapshots Bytewax has not committed; right behind
     # them, a merge that dropped an event still in a window would show below.
     monkeypatch.setattr(steps, "_COMPACT_LAG", uncommitted + 1)
