@@ -5,6 +5,7 @@ from __future__ import annotations
 import pickle
 import time
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pytest
@@ -287,31 +288,45 @@ def _versions(uri: str) -> int:
     return DeltaTable(uri).version()
 
 
+def _logging(uri: str) -> tuple[DeltaAppender, BackgroundCommits]:
+    """An appender and its commits, logged in the open state log, from a fresh start."""
+    appender = _labels_appender(uri)
+    commits = BackgroundCommits({"labels": appender}, log_key="p0")
+    commits.restore(None)
+    return appender, commits
+
+
+def _snapshot_then_die(commits: BackgroundCommits, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """The snapshot's state, the worker dying before the commit it starts lands."""
+    with monkeypatch.context() as patched:
+        patched.setattr(BackgroundCommits, "_commit", lambda *_, **__: None)
+        return commits.snapshot()
+
+
+def _restart(uri: str, state: Any) -> None:
+    """A worker restored from `state` that commits what it staged, then stops."""
+    restored = BackgroundCommits({"labels": _labels_appender(uri, state["labels"])}, log_key="p0")
+    restored.restore(state)
+    restored.close()
+
+
 def test_rows_logged_in_pieces_are_restored_as_the_one_commit_their_snapshot_cut(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     uri = str(tmp_path / "labels")
     with state_log.opened(tmp_path / "recovery") as log:
         assert log is not None
-        appender = _labels_appender(uri)
-        commits = BackgroundCommits({"labels": appender}, log_key="p0")
-        commits.restore(None)
+        appender, commits = _logging(uri)
         # Offsets out of order across batches, as keyed steps may emit them.
         for offsets in (range(4, 7), range(2), range(9, 10), range(2, 4), range(7, 9)):
             appender.add_rows(_rows(0, offsets), LABEL_ROWS)
             commits.log_new(piece_rows=2)
-        with monkeypatch.context() as patched:  # the worker dies before the commit lands
-            patched.setattr(BackgroundCommits, "_commit", lambda *_, **__: None)
-            state = commits.snapshot()
+        state = _snapshot_then_die(commits, monkeypatch)
         generations = log.resume_generations("delta-staged", "p0", state[STAGED_GEN])
         assert [len(parts) for parts in generations] == [5]  # 4 pieces, then the rest
         before = _versions(uri)
         for _ in range(2):  # the restored worker dies again before its next snapshot
-            restored = BackgroundCommits(
-                {"labels": _labels_appender(uri, state["labels"])}, log_key="p0"
-            )
-            restored.restore(state)
-            restored.close()
+            _restart(uri, state)
         assert _event_ids(uri) == sorted(f"e{o}" for o in range(10))
         assert _versions(uri) == before + 1  # one version, as the lost commit would be
 
@@ -320,23 +335,13 @@ def test_a_commit_between_snapshots_takes_the_rows_of_the_pieces_logged_before_i
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     uri = str(tmp_path / "labels")
-    with state_log.opened(tmp_path / "recovery") as log:
-        assert log is not None
-        appender = _labels_appender(uri)
-        commits = BackgroundCommits({"labels": appender}, log_key="p0")
-        commits.restore(None)
+    with state_log.opened(tmp_path / "recovery"):
+        appender, commits = _logging(uri)
         appender.add_rows(_rows(0, range(3)), LABEL_ROWS)
         commits.log_new(piece_rows=2)
         commits.submit()  # a full buffer: committed now, its piece dropped
         commits.wait()
         appender.add_rows(_rows(0, range(3, 8)), LABEL_ROWS)
         commits.log_new(piece_rows=2)
-        with monkeypatch.context() as patched:
-            patched.setattr(BackgroundCommits, "_commit", lambda *_, **__: None)
-            state = commits.snapshot()
-        restored = BackgroundCommits(
-            {"labels": _labels_appender(uri, state["labels"])}, log_key="p0"
-        )
-        restored.restore(state)
-        restored.close()
+        _restart(uri, _snapshot_then_die(commits, monkeypatch))
         assert _event_ids(uri) == sorted(f"e{o}" for o in range(8))
