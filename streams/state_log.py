@@ -41,6 +41,8 @@ import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
+from itertools import groupby
+from operator import itemgetter
 from pathlib import Path
 
 from streams.errors import StreamsError
@@ -167,20 +169,15 @@ class StateLog:
             self._unchecked = 0
             self._checkpointed = self._background().submit(self._checkpoint)
 
-    def write_piece(self, step: str, key: str, gen: int, blob: bytes) -> None:
-        """Write a piece of generation `gen` of (step, key) now; `gen` must follow the head.
-
-        The generation is `stage`d later with the rest of its content; `resume` gives its
-        pieces in the order they were written, then its blob.
-        """
-        self._insert_piece(step, key, gen, self._claim_piece(step, key, gen), blob)
-
     def queue_piece(self, step: str, key: str, gen: int, encode: Callable[[], bytes]) -> None:
-        """As `write_piece`, but `encode` makes the blob and it is written on a background thread.
+        """Write a piece of generation `gen` of (step, key), which must follow the head.
 
-        The worker thread hands the content over and goes on: encoding holds the
-        interpreter lock mostly while the worker waits for input, and writing releases it.
-        `flush` (and `drop_pieces`) first wait until every queued piece is written.
+        `encode` makes the blob, and it is written, on a background thread: the worker
+        thread hands the content over and goes on (encoding holds the interpreter lock
+        mostly while the worker waits for input, and writing releases it). The generation
+        is `stage`d later with the rest of its content; `resume` gives its pieces in the
+        order they were queued, then its blob. `flush`, `drop_pieces` and `resume` first
+        wait until every queued piece is written.
         """
         seq = self._claim_piece(step, key, gen)
         with self._lock:
@@ -218,6 +215,7 @@ class StateLog:
 
     def resume_generations(self, step: str, key: str, gen: int) -> list[list[bytes]]:
         """As `resume`, grouped by generation: each one's pieces in order, then its blob."""
+        self.wait_pieces()  # none lands after the discard below
         self._wait_compaction(step, key)
         with self._transaction() as db:
             written, merged = _head(db, step, key)
@@ -246,14 +244,7 @@ class StateLog:
                 (step, key, gen, min(merged, gen)),
             )
             rows = _blobs(db, step, key, gen)
-        generations: list[list[bytes]] = []
-        last = None
-        for g, blob in rows:
-            if g != last:
-                generations.append([])
-                last = g
-            generations[-1].append(blob)
-        return generations
+        return [[blob for _, blob in parts] for _, parts in groupby(rows, key=itemgetter(0))]
 
     def drop(self, step: str, key: str, upto: int) -> None:
         """Delete generations up to `upto`, pieces too (their content is kept elsewhere now)."""

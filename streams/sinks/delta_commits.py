@@ -50,7 +50,6 @@ class BackgroundCommits:
         self._log = state_log.active() if log_key is not None else None
         self._log_key = log_key or ""
         self._gen = 0
-        self._pieces = False  # whether generation `_gen + 1` has logged pieces
 
     def restore(self, state: Mapping[str, Any] | None) -> None:
         """Commit what a snapshot staged, unless the tables already hold it (on resume)."""
@@ -83,14 +82,12 @@ class BackgroundCommits:
             return
         piece = self._take_new()
         log.queue_piece(_LOG_STEP, self._log_key, self._gen + 1, lambda: pickle.dumps(piece, 5))
-        self._pieces = True
 
     def submit(self) -> dict[str, Rows]:
         """Wait for the commit in flight, then start committing every buffer; the rows cut."""
         self.wait()
-        if self._log is not None and self._pieces:  # the commit takes their rows (see above)
+        if self._log is not None:  # the commit takes the rows of any pieces (see above)
             self._log.drop_pieces(_LOG_STEP, self._log_key, self._gen + 1)
-            self._pieces = False
         cut = self._cut()
         self._commit(cut, gen=0)
         return cut
@@ -107,7 +104,6 @@ class BackgroundCommits:
         rest = self._take_new()
         cut = self._cut()
         self._gen += 1
-        self._pieces = False
         log.stage(_LOG_STEP, self._log_key, self._gen, pickle.dumps(rest, 5))
         log.flush()  # its pieces first, with what upstream steps staged for this epoch
         self._commit(cut, gen=self._gen)

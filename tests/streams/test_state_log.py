@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pickle
 import threading
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -128,8 +129,8 @@ def test_a_generation_written_in_pieces_resumes_as_its_pieces_then_its_blob(
 ) -> None:
     log = _log(tmp_path)
     log.resume("view", "00", 0)
-    log.write_piece("view", "00", 1, b"1a")
-    log.queue_piece("view", "00", 1, lambda: b"1b")  # encoded and written off this thread
+    log.queue_piece("view", "00", 1, lambda: b"1a")
+    log.queue_piece("view", "00", 1, lambda: b"1b")  # encoded and written in order
     log.append("view", "00", 1, b"1z")  # flush waits for queued pieces
     log.append("view", "00", 2, b"2z")  # no pieces
     log.queue_piece("view", "00", 3, lambda: b"3a")  # generation 3 never staged: a crash
@@ -138,7 +139,7 @@ def test_a_generation_written_in_pieces_resumes_as_its_pieces_then_its_blob(
     again = _log(tmp_path)
     assert again.resume_generations("view", "00", 2) == [[b"1a", b"1b", b"1z"], [b"2z"]]
     assert again.resume("view", "00", 2) == [b"1a", b"1b", b"1z", b"2z"]
-    again.write_piece("view", "00", 3, b"3a'")  # generation 3 is written anew
+    again.queue_piece("view", "00", 3, lambda: b"3a'")  # generation 3 is written anew
     again.append("view", "00", 3, b"3z")
     assert again.resume("view", "00", 3)[-2:] == [b"3a'", b"3z"]
     again.close()
@@ -150,7 +151,7 @@ def test_pieces_belong_to_the_generation_after_the_head(tmp_path: Path) -> None:
         with pytest.raises(StateLogError, match=f"a piece of generation {gen} after 5"):
             log.queue_piece("view", "00", gen, lambda: b"x")
     with pytest.raises(StateLogError, match="after None"):
-        log.write_piece("view", "01", 1, b"x")  # never resumed
+        log.queue_piece("view", "01", 1, lambda: b"x")  # never resumed
     log.close()
 
 
@@ -171,9 +172,9 @@ def test_drop_and_compaction_take_pieces_with_their_generations(tmp_path: Path) 
     log = _log(tmp_path)
     log.resume("view", "00", 0)
     for gen in range(1, 5):
-        log.write_piece("view", "00", gen, bytes([gen, 0]))
+        log.queue_piece("view", "00", gen, partial(bytes, [gen, 0]))
         log.append("view", "00", gen, bytes([gen]))
-    log.write_piece("view", "00", 5, b"5")  # the epoch in progress
+    log.queue_piece("view", "00", 5, lambda: b"5")  # the epoch in progress
     log.compact("view", "00", 2, lambda blobs: [b"".join(blobs)])
     assert log.resume("view", "00", 4) == [
         b"\x01\x00\x01\x02\x00\x02",
@@ -184,7 +185,7 @@ def test_drop_and_compaction_take_pieces_with_their_generations(tmp_path: Path) 
     ]
     log.drop("view", "00", 3)
     assert log.resume_generations("view", "00", 4) == [[b"\x04\x00", b"\x04"]]
-    log.write_piece("view", "00", 5, b"5a")
+    log.queue_piece("view", "00", 5, lambda: b"5a")
     log.drop_pieces("view", "00", 5)  # a commit between snapshots took their content
     log.append("view", "00", 5, b"5")
     assert log.resume_generations("view", "00", 5)[-1] == [b"5"]
