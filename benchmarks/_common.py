@@ -165,7 +165,19 @@ def _environment() -> dict[str, Any]:
         "platform": platform.platform(),
         "cpus": os.cpu_count(),
         "when": datetime.now(UTC).isoformat(timespec="seconds"),
+        "compiled": _compiled_modules(),
     }
+
+
+def _compiled_modules() -> list[str]:
+    """The modules this process runs compiled (setup.py; `make` builds them)."""
+    return sorted(
+        name
+        for name, module in sys.modules.items()
+        if name.startswith("schemas.")
+        and not name.endswith("__mypyc")
+        and str(getattr(module, "__file__", "")).endswith(".so")
+    )
 
 
 def write_result(name: str, payload: Mapping[str, Any]) -> Path:

@@ -113,8 +113,22 @@ def body_error(
     """The error of a fast read of record `name` that raised `exc`: the body walked again.
 
     `fields` are the schema's (name, type) pairs, the type as in the schema (a primitive
-    name, an enum, a logical type or a union of those).
+    name, an enum, a logical type or a union of those). The error comes chained to `exc`:
+    compiled (setup.py), `raise error from exc` does not set the cause.
     """
+    error = _described(name, fingerprint, fields, data, offset, exc)
+    error.__cause__ = exc
+    return error
+
+
+def _described(
+    name: str,
+    fingerprint: bytes,
+    fields: Sequence[tuple[str, Any]],
+    data: bytes,
+    offset: int,
+    exc: Exception,
+) -> DecodeError:
     where = f"cannot decode {name}"
     size = len(data)
     schema = f"writer schema {fingerprint.hex()}"

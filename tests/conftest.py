@@ -18,6 +18,7 @@ from skewless.endpoints import kafka_config as endpoint_kafka_config
 from skewless.services import embedded_services
 from skewless.settings import Settings, load_settings
 from streams.kafka_admin import TopicSpec, create_topics
+from tests.native import stale_modules
 
 __all__ = [
     "clean_redis",
@@ -27,6 +28,18 @@ __all__ = [
     "services",
     "services_settings",
 ]
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Refuse to test compiled modules older than their source (see setup.py)."""
+    stale = stale_modules()
+    if stale:
+        pytest.exit(
+            f"compiled modules older than their source: {', '.join(stale)}; "
+            "run `make install` to rebuild them",
+            returncode=2,
+        )
+
 
 TOPIC_CONFIG = {"retention.ms": str(24 * 3600 * 1000), "cleanup.policy": "delete"}
 

@@ -47,7 +47,7 @@ from bisect import bisect_right
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from heapq import heapify, heappop, heappush
-from operator import attrgetter
+from operator import attrgetter, truediv
 from typing import Any, TypeVar, assert_never
 
 from schemas.features.definition import AggFunction, FeatureView
@@ -527,9 +527,14 @@ def _rescale(state: WindowState, sm: int, sq: int, by: int) -> None:
 
 
 def _ratio(numerator: int, denominator: int) -> float:
-    """The float nearest `numerator / denominator` (ints: one correctly rounded division)."""
+    """The float nearest `numerator / denominator` (ints: one correctly rounded division).
+
+    `truediv`, not `/`: compiled (mypyc, see setup.py), `/` on two ints converts each to a
+    float first, which rounds twice once they pass 2**53.
+    """
     try:
-        return numerator / denominator
+        ratio: float = truediv(numerator, denominator)
+        return ratio
     except OverflowError:  # beyond the float range, as a float sum would end
         return math.inf if numerator > 0 else -math.inf
 

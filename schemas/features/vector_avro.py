@@ -100,7 +100,13 @@ class FeatureVectorWriter:
         return b"".join(parts)
 
     def _error(self, vector: FeatureVector, exc: Exception | None) -> EncodeError:
-        """The error naming what does not fit: a count, else the field, else `exc`."""
+        """The error naming what does not fit, chained to `exc` (see `body_error`)."""
+        error = self._described(vector, exc)
+        error.__cause__ = exc
+        return error
+
+    def _described(self, vector: FeatureVector, exc: Exception | None) -> EncodeError:
+        """What does not fit: a count, else the field, else `exc`."""
         fs = self._feature_set
         where = f"cannot encode the feature vector of event {vector.event_id!r} for {fs.name!r}"
         for what, expected, got in (
