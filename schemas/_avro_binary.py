@@ -116,40 +116,34 @@ def body_error(
     name, an enum, a logical type or a union of those). The error comes chained to `exc`:
     compiled (setup.py), `raise error from exc` does not set the cause.
     """
-    error = _described(name, fingerprint, fields, data, offset, exc)
+    size = len(data)
+    schema = f"writer schema {fingerprint.hex()}"
+    walk = _Walk(data, offset)
+    message = _first_problem(walk, fields, f"({size} bytes, {schema})")
+    end = walk.pos
+    if message is None and end != size:
+        shown = data[end : end + 16].hex(" ") + (" ..." if size - end > 16 else "")
+        message = (
+            f"{size - end} trailing bytes after the record (record ends at byte "
+            f"{end} of {size}, {schema}): {shown}"
+        )
+    elif message is None:
+        message = f"invalid Avro body ({schema}): {type(exc).__name__}: {exc}"
+    error = DecodeError(f"cannot decode {name}: {message}")
     error.__cause__ = exc
     return error
 
 
-def _described(
-    name: str,
-    fingerprint: bytes,
-    fields: Sequence[tuple[str, Any]],
-    data: bytes,
-    offset: int,
-    exc: Exception,
-) -> DecodeError:
-    where = f"cannot decode {name}"
-    size = len(data)
-    schema = f"writer schema {fingerprint.hex()}"
-    walk = _Walk(data, offset)
+def _first_problem(walk: _Walk, fields: Sequence[tuple[str, Any]], context: str) -> str | None:
+    """The first field `walk` finds wrong, described; None when every field reads."""
     for field, avro_type in fields:
         start = walk.pos
         problem = walk.field(avro_type)
         if problem is not None:
             what, detail = problem
-            return DecodeError(
-                f"{where}: {what} ({size} bytes, {schema}): field {field!r} "
-                f"({type_label(avro_type)}) at byte {start}: {detail}"
-            )
-    end = walk.pos
-    if end != size:
-        shown = data[end : end + 16].hex(" ") + (" ..." if size - end > 16 else "")
-        return DecodeError(
-            f"{where}: {size - end} trailing bytes after the record (record ends at byte "
-            f"{end} of {size}, {schema}): {shown}"
-        )
-    return DecodeError(f"{where}: invalid Avro body ({schema}): {type(exc).__name__}: {exc}")
+            label = type_label(avro_type)
+            return f"{what} {context}: field {field!r} ({label}) at byte {start}: {detail}"
+    return None
 
 
 _TRUNCATED, _INVALID = "truncated payload", "invalid Avro body"

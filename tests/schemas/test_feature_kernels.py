@@ -240,22 +240,22 @@ def _bits(values: tuple[float, ...] | list[float]) -> bytes:
 _EXACT_AMOUNTS = st.one_of(
     st.sampled_from([0.0, -0.0, 0.1, 7.5, 1e9]), st.floats(-1e6, 1e6, allow_nan=False)
 )
-_EXACT_OFFSETS = st.one_of(
+# Shared with test_native: event times over 8 h from `_T0`, MCCs, view settings.
+OFFSETS = st.one_of(
     st.integers(0, 480).map(lambda minute: minute * 60_000),  # many ties
     st.integers(0, 8 * 3_600_000),
 )
+MCCS = st.sampled_from(["5411", "5816", "5732"])
+LATENESS_MIN = st.sampled_from([0, 5, 90])
+COUNTED_FROMS = st.sampled_from([2, 8, COUNTED_FROM])  # small: kept counted early
 
 
 @settings(max_examples=200, deadline=None)
 @given(
-    events=st.lists(
-        st.tuples(_EXACT_OFFSETS, _EXACT_AMOUNTS, st.sampled_from(["5411", "5816", "5732"])),
-        min_size=20,
-        max_size=120,
-    ),
-    lateness_min=st.sampled_from([0, 5, 90]),
+    events=st.lists(st.tuples(OFFSETS, _EXACT_AMOUNTS, MCCS), min_size=20, max_size=120),
+    lateness_min=LATENESS_MIN,
     in_order=st.booleans(),
-    counted_from=st.sampled_from([2, 8, COUNTED_FROM]),
+    counted_from=COUNTED_FROMS,
 )
 def test_kernel_is_bit_identical_to_the_plain_expressions(
     events: list[tuple[int, float, str]], lateness_min: int, in_order: bool, counted_from: int

@@ -38,6 +38,7 @@ from schemas.features import (
 from schemas.features.fraud import FRAUD_FEATURES
 from schemas.records import Transaction
 from tests.native import ROOT, compiled_modules, source_module
+from tests.schemas.test_feature_kernels import COUNTED_FROMS, LATENESS_MIN, MCCS, OFFSETS
 from tests.schemas.test_records_avro import transactions
 from tests.schemas.vector_cases import fs_and_vectors
 
@@ -83,18 +84,13 @@ _AMOUNTS = st.one_of(
     st.floats(allow_nan=False, allow_infinity=False),  # exact sums far past 2**53
     st.integers(-(2**70), 2**70),
 )
-_OFFSETS = st.one_of(st.integers(0, 480).map(lambda m: m * 60_000), st.integers(0, 8 * 3_600_000))
 
 
 @settings(max_examples=150, deadline=None)
 @given(
-    events=st.lists(
-        st.tuples(_OFFSETS, _AMOUNTS, st.sampled_from(["5411", "5816", "5732"])),
-        min_size=1,
-        max_size=150,
-    ),
-    lateness_min=st.sampled_from([0, 5, 90]),
-    counted_from=st.sampled_from([2, 8, kernels.COUNTED_FROM]),
+    events=st.lists(st.tuples(OFFSETS, _AMOUNTS, MCCS), min_size=1, max_size=150),
+    lateness_min=LATENESS_MIN,
+    counted_from=COUNTED_FROMS,
 )
 def test_window_kernels_compiled_equal_their_source(
     events: list[tuple[int, float | int, str]], lateness_min: int, counted_from: int
