@@ -9,6 +9,7 @@ from rich.console import Console
 
 from schemas.errors import SkewlessError
 from skewless.commands import register_all
+from skewless.native import stale_modules
 
 __all__ = ["app", "main"]
 
@@ -24,6 +25,13 @@ register_all(app)
 
 def main() -> None:
     """Entry point: user mistakes print one clear line and exit 2, never a traceback."""
+    stale = stale_modules()
+    if stale:
+        Console(stderr=True).print(
+            f"[yellow]warning:[/] compiled modules older than their source run as they were "
+            f"built: {', '.join(stale)}; `make install` rebuilds them",
+            highlight=False,
+        )
     try:
         app()
     except SkewlessError as exc:

@@ -15,10 +15,10 @@ import redis
 
 from skewless.endpoints import Endpoints
 from skewless.endpoints import kafka_config as endpoint_kafka_config
+from skewless.native import stale_modules
 from skewless.services import embedded_services
 from skewless.settings import Settings, load_settings
 from streams.kafka_admin import TopicSpec, create_topics
-from tests.native import stale_modules
 
 __all__ = [
     "clean_redis",

@@ -37,7 +37,8 @@ from schemas.features import (
 )
 from schemas.features.fraud import FRAUD_FEATURES
 from schemas.records import Transaction
-from tests.native import ROOT, compiled_modules, source_module
+from skewless.native import ROOT, compiled_modules
+from tests.native import source_module
 from tests.schemas.test_feature_kernels import COUNTED_FROMS, LATENESS_MIN, MCCS, OFFSETS
 from tests.schemas.test_records_avro import transactions
 from tests.schemas.vector_cases import fs_and_vectors
