@@ -6,21 +6,27 @@ older, then sets the TTL. Scripts run atomically, so each key's check-and-write 
 Replays of the same event are idempotent; an older event never overwrites a newer one, no
 matter how writers interleave.
 
-`submit` overlaps a write with the caller's next batch: the commands are built on the
-caller's thread, then one background thread sends them and waits for the server (socket
-I/O and the scripts' run time, ~2/3 of a write, release the GIL). At most one write is in
-flight, so writes reach Redis in submission order; `drain` waits for it and raises its
-error, if any.
+`submit` overlaps a write with the caller's next batch without a thread: the calls are
+packed (by hiredis, in C) and sent at once on a connection of the client's pool, and their
+replies are read by the next `submit` or `drain`, while the server has been running the
+scripts. At most one write is in flight, so writes reach Redis in submission order. (A
+background thread did the same with redis-py's pipeline, whose per-argument encoding in
+Python held the interpreter lock ~1 s per 100,000 events and took it from the worker
+whenever the worker let go of it: Arrow builds do, many times per batch.) The scripts are
+idempotent, so a write whose connection failed is sent once more on a fresh one.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any, cast
 
+import hiredis
 import redis
-from redis.exceptions import NoScriptError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import NoScriptError, ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from schemas.features import FeatureSet, FeatureVector
 from schemas.features.online import encode_hash, entity_key
@@ -68,8 +74,7 @@ class RedisOnlineWriter:
         self._key_heads = [
             entity_key(feature_set, v.entity.name, "", prefix=prefix) for v in feature_set.views
         ]
-        self._executor: ThreadPoolExecutor | None = None
-        self._in_flight: Future[int] | None = None
+        self._sent: _Sent | None = None
 
     def write(self, vectors: Iterable[FeatureVector]) -> int:
         """Write `vectors` in one pipelined round trip; returns how many keys were written.
@@ -77,30 +82,26 @@ class RedisOnlineWriter:
         Within the batch only the newest vector per entity key is sent.
         """
         self.drain()
-        return self._execute(self._calls(vectors))
+        return self._finish(self._send(self._calls(vectors)))
 
     def submit(self, vectors: Iterable[FeatureVector]) -> None:
-        """Start writing `vectors` in the background, after the previous submit completed."""
+        """Send the write of `vectors` now, after reading the previous one's replies."""
         calls = self._calls(vectors)
         self.drain()
         if calls:
-            if self._executor is None:
-                self._executor = ThreadPoolExecutor(1, thread_name_prefix="redis-online")
-            self._in_flight = self._executor.submit(self._execute, calls)
+            self._sent = self._send(calls)
 
     def drain(self) -> int:
-        """Wait for the write in flight (if any); the keys it wrote. Raises its `StoreError`."""
-        in_flight, self._in_flight = self._in_flight, None
-        return 0 if in_flight is None else in_flight.result()
+        """Read the replies of the write in flight (if any); the keys it wrote.
+
+        Raises `StoreError` if it failed.
+        """
+        sent, self._sent = self._sent, None
+        return 0 if sent is None else self._finish(sent)
 
     def close(self) -> None:
-        """Drain, then stop the background thread."""
-        try:
-            self.drain()
-        finally:
-            if self._executor is not None:
-                self._executor.shutdown()
-                self._executor = None
+        """Drain."""
+        self.drain()
 
     def _calls(self, vectors: Iterable[FeatureVector]) -> list[_Call]:
         """The script calls writing the newest of `vectors` per key, `_KEYS_PER_CALL` each."""
@@ -126,30 +127,71 @@ class RedisOnlineWriter:
             calls.append((keys, args))
         return calls
 
-    def _execute(self, calls: list[_Call]) -> int:
-        """Run `calls` in one round trip (the script by its sha; loaded again if Redis lost it)."""
-        if not calls:
-            return 0
+    def _send(self, calls: list[_Call], *, retried: bool = False) -> _Sent:
+        """Pack `calls` and send them on a connection of the pool, replies unread."""
+        packed = [_pack(("EVALSHA", self._sha, len(k), *k, *a)) for k, a in calls]
+        connection: Any = None
         try:
-            results = self._run(calls)
-            lost = [c for c, r in zip(calls, results, strict=True) if isinstance(r, NoScriptError)]
-            if lost:  # a restarted or flushed server forgot the script
-                self._client.script_load(CAS_SCRIPT)
-                results = [r for r in results if not isinstance(r, NoScriptError)]
-                results += self._run(lost)
-            for result in results:
-                if isinstance(result, Exception):
-                    raise result
+            connection = self._client.connection_pool.get_connection()
+            connection.send_packed_command(packed)
         except redis.RedisError as exc:
-            msg = f"Redis online store write of {sum(len(k) for k, _ in calls)} keys failed: {exc}"
-            raise StoreError(msg) from exc
+            self._discard(connection)
+            if retried or not isinstance(exc, _TRANSIENT):
+                raise self._failed(calls, exc) from exc
+            return self._send(calls, retried=True)  # the scripts are idempotent
+        return _Sent(connection, calls, retried)
+
+    def _finish(self, sent: _Sent) -> int:
+        """Read the replies of `sent`; scripts a server lost run again once it has them."""
+        connection, calls = sent.connection, sent.calls
+        results: list[Any] = []
+        try:
+            for _ in calls:
+                try:
+                    results.append(connection.read_response())
+                except ResponseError as exc:  # an error reply; the next one follows
+                    results.append(exc)
+        except redis.RedisError as exc:
+            self._discard(connection)
+            if sent.retried or not isinstance(exc, _TRANSIENT):
+                raise self._failed(calls, exc) from exc
+            return self._finish(self._send(calls, retried=True))  # idempotent: again
+        except BaseException:
+            self._discard(connection)
+            raise
+        self._client.connection_pool.release(connection)
+        lost = [c for c, r in zip(calls, results, strict=True) if isinstance(r, NoScriptError)]
+        if lost:  # a restarted or flushed server forgot the script
+            self._client.script_load(CAS_SCRIPT)
+            results = [r for r in results if not isinstance(r, NoScriptError)]
+            results.append(self._finish(self._send(lost)))
+        for result in results:
+            if isinstance(result, Exception):
+                raise self._failed(calls, result) from result
         return sum(int(r) for r in results)
 
-    def _run(self, calls: list[_Call]) -> list[Any]:
-        pipe = self._client.pipeline(transaction=False)
-        for keys, args in calls:
-            pipe.evalsha(self._sha, len(keys), *keys, *args)
-        return pipe.execute(raise_on_error=False)
+    def _discard(self, connection: Any) -> None:
+        """Close a connection in an unknown state and give it back to the pool."""
+        if connection is not None:
+            connection.disconnect()
+            self._client.connection_pool.release(connection)
+
+    @staticmethod
+    def _failed(calls: list[_Call], exc: Exception) -> StoreError:
+        keys = sum(len(k) for k, _ in calls)
+        return StoreError(f"Redis online store write of {keys} keys failed: {exc}")
+
+
+@dataclass(frozen=True)
+class _Sent:
+    """A write sent on `connection` whose replies are not read yet."""
+
+    connection: Any  # a redis-py Connection (its I/O methods are untyped)
+    calls: list[_Call]
+    retried: bool
 
 
 _Call = tuple[list[str], list[bytes]]
+_TRANSIENT = (RedisConnectionError, RedisTimeoutError)
+# hiredis packs a command's arguments in C (its stub types the tuple too narrowly).
+_pack = cast("Callable[[tuple[Any, ...]], bytes]", hiredis.pack_command)

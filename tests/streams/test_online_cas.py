@@ -12,6 +12,7 @@ from schemas.features import FeatureVector
 from schemas.features.fraud import FRAUD_FEATURES
 from schemas.features.online import decode_hash, entity_key
 from skewless.endpoints import Endpoints
+from streams.errors import StoreError
 from streams.sinks.online import RedisOnlineWriter
 
 pytestmark = pytest.mark.integration
@@ -92,3 +93,26 @@ def test_background_writes_land_in_order_and_survive_a_flushed_script_cache(
     writer.close()
     stored = clean_redis.hgetall(entity_key(FRAUD_FEATURES, "card", "c1", prefix="cas"))
     assert decode_hash(FRAUD_FEATURES, stored) == second
+
+
+def test_a_write_whose_connection_dropped_is_sent_again(
+    clean_redis: redis.Redis, services: Endpoints
+) -> None:
+    """Sent while the server holds writes back, then cut: only a second send can land it."""
+    admin = redis.Redis.from_url(services.redis_url)
+    writer = RedisOnlineWriter(clean_redis, FRAUD_FEATURES, prefix="cas")
+    vector = _vector("c1", 1_000, 0, 1)
+    admin.client_pause(300, all=False)  # write commands (scripts too) wait 300 ms
+    writer.submit([vector])
+    assert admin.client_kill_filter(_type="normal", skipme=True) >= 1  # the writer's
+    assert writer.drain() == 2
+    stored = clean_redis.hgetall(entity_key(FRAUD_FEATURES, "card", "c1", prefix="cas"))
+    assert decode_hash(FRAUD_FEATURES, stored) == vector
+
+
+def test_an_error_reply_is_a_store_error_and_the_writer_goes_on(clean_redis: redis.Redis) -> None:
+    writer = RedisOnlineWriter(clean_redis, FRAUD_FEATURES, prefix="cas")
+    clean_redis.set(entity_key(FRAUD_FEATURES, "card", "c1", prefix="cas"), "not a hash")
+    with pytest.raises(StoreError, match=r"write of 2 keys failed: .*WRONGTYPE"):
+        writer.write([_vector("c1", 1_000, 0, 1)])
+    assert writer.write([_vector("c2", 1_000, 0, 2)]) == 2
