@@ -60,4 +60,4 @@ status: install
 clean:
 	-$(BIN)/skewless down 2>/dev/null
 	rm -rf .skewless .pytest_cache .mypy_cache .ruff_cache build $(NATIVE)
-	rm -f *.so schemas/*.so schemas/features/*.so
+	rm -f schemas/*.so schemas/features/*.so

@@ -5,7 +5,7 @@ place (`setup.py build_ext --inplace`), and a wheel built with it set ships them
 modules stay the source of truth: they are plain, strictly typed Python, and an install
 without the extensions runs them as Python with the same results, bit for bit (the
 tests run against whichever is installed). Measured on the feature worker with every
-sink on: ~1.2x events/s; the window kernels alone 1.3-1.6x (README, Performance).
+sink on: ~1.1x events/s; the window kernels alone 1.3-1.6x (README, Performance).
 """
 
 from __future__ import annotations

@@ -29,6 +29,7 @@ import redis
 from confluent_kafka import Producer
 
 from skewless.endpoints import kafka_config as endpoint_kafka_config
+from skewless.native import compiled_modules
 from skewless.services import embedded_services
 from skewless.settings import load_settings
 from streams.kafka_admin import TopicSpec, create_topics
@@ -165,19 +166,8 @@ def _environment() -> dict[str, Any]:
         "platform": platform.platform(),
         "cpus": os.cpu_count(),
         "when": datetime.now(UTC).isoformat(timespec="seconds"),
-        "compiled": _compiled_modules(),
+        "compiled": sorted(compiled_modules()),  # setup.py's modules, as `make` built them
     }
-
-
-def _compiled_modules() -> list[str]:
-    """The modules this process runs compiled (setup.py; `make` builds them)."""
-    return sorted(
-        name
-        for name, module in sys.modules.items()
-        if name.startswith("schemas.")
-        and not name.endswith("__mypyc")
-        and str(getattr(module, "__file__", "")).endswith(".so")
-    )
 
 
 def write_result(name: str, payload: Mapping[str, Any]) -> Path:

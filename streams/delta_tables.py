@@ -111,8 +111,8 @@ def labels_schema() -> pa.Schema:
 
 
 # Built straight from ints, as the column's type: a cast is a compute call that lets go
-# of the interpreter lock, and a sink's thread waiting for it (Redis replies, Delta
-# commits) then holds it for up to a switch interval (5 ms) while the worker waits.
+# of the interpreter lock, and a background thread waiting for it (Delta commits, state
+# log pieces) may then hold it for up to a switch interval (5 ms) while the worker waits.
 def _us(ms: Sequence[int]) -> pa.Array:
     return pa.array([m * 1000 for m in ms], type=_TS)
 

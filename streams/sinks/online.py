@@ -81,8 +81,9 @@ class RedisOnlineWriter:
 
         Within the batch only the newest vector per entity key is sent.
         """
+        calls = self._calls(vectors)
         self.drain()
-        return self._finish(self._send(self._calls(vectors)))
+        return self._finish(self._send(calls)) if calls else 0
 
     def submit(self, vectors: Iterable[FeatureVector]) -> None:
         """Send the write of `vectors` now, after reading the previous one's replies."""
