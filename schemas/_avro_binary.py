@@ -1,10 +1,12 @@
-"""Reading Avro binary bodies by hand: varints, strings, and the error of a corrupt body.
+"""Avro binary bodies by hand: varints and strings read and written, and the error of a
+corrupt body.
 
-Shared by the direct readers of own-schema bodies (`schemas.features.vector_avro`,
-`schemas.records_avro`). Their fast path reads with few checks and raises `BadBodyError`
-(or lets `IndexError`, `ValueError`, `struct.error` out) on anything odd; then
-`body_error` walks the body again field by field, with every check, to build the
-`DecodeError` that names the field, where it starts, what was expected and what was there.
+Shared by the direct readers and writers of own-schema bodies
+(`schemas.features.vector_avro`, `schemas.records_avro`). A reader's fast path reads with
+few checks and raises `BadBodyError` (or lets `IndexError`, `ValueError`, `struct.error`
+out) on anything odd; then `body_error` walks the body again field by field, with every
+check, to build the `DecodeError` that names the field, where it starts, what was
+expected and what was there.
 """
 
 from __future__ import annotations
@@ -19,7 +21,9 @@ __all__ = [
     "BadBodyError",
     "body_error",
     "long_at",
+    "long_bytes",
     "millis_at",
+    "string_bytes",
     "text_at",
     "type_label",
     "varint_at",
@@ -86,6 +90,43 @@ def text_at(data: bytes, pos: int) -> tuple[str, int]:
         raise BadBodyError
     end = pos + (z >> 1)
     return data[pos:end].decode(), end
+
+
+# -- writing -----------------------------------------------------------------------
+
+# Avro varints, 14 bits at a time: `_LAST[z]` is the whole varint of z < 2**14, `_MORE[z]`
+# the two bytes of a 14-bit group that more groups follow.
+_GROUP = 0x4000
+_MASK = _GROUP - 1
+_LAST = [bytes((z,)) if z < 0x80 else bytes((z & 0x7F | 0x80, z >> 7)) for z in range(_GROUP)]
+_MORE = [bytes((z & 0x7F | 0x80, z >> 7 | 0x80)) for z in range(_GROUP)]
+
+
+def long_bytes(n: int) -> bytes:
+    """Avro `long`: zigzag varint; `OverflowError` outside the signed 64-bit range."""
+    z = (n << 1) ^ (n >> 63)
+    if z < _GROUP:
+        if z >= 0:
+            return _LAST[z]
+    elif z < 1 << 28:  # offsets
+        return _MORE[z & _MASK] + _LAST[z >> 14]
+    elif z < 1 << 42:  # epoch millis until 2039
+        return _MORE[z & _MASK] + _MORE[z >> 14 & _MASK] + _LAST[z >> 28]
+    elif z < 1 << 64:
+        out = b""
+        while z >= _GROUP:
+            out += _MORE[z & _MASK]
+            z >>= 14
+        return out + _LAST[z]
+    msg = f"{n} is outside the Avro long range"
+    raise OverflowError(msg)
+
+
+def string_bytes(text: str) -> bytes:
+    """Avro `string`: UTF-8 byte length as a `long`, then the bytes."""
+    data = text.encode()
+    size = len(data)
+    return (_LAST[size << 1] if size < _GROUP >> 1 else long_bytes(size)) + data
 
 
 # -- the error -----------------------------------------------------------------------

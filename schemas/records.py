@@ -1,4 +1,4 @@
-"""Typed records that cross module boundaries: transactions, labels, dead letters.
+"""Typed records that cross module boundaries: transactions, labels, dead letters, predictions.
 
 Each record is a frozen `msgspec.Struct` whose fields mirror its Avro schema in
 `schemas/avro/` (a frozen dataclass would do, but builds ~10x slower, and the feature
@@ -17,7 +17,7 @@ from typing import Any
 
 import msgspec
 
-__all__ = ["Channel", "DeadLetter", "Label", "Transaction", "to_millis"]
+__all__ = ["Channel", "DeadLetter", "Decision", "Label", "Prediction", "Transaction", "to_millis"]
 
 
 class Channel(StrEnum):
@@ -27,6 +27,14 @@ class Channel(StrEnum):
     ONLINE = "ONLINE"
     ATM = "ATM"
     CONTACTLESS = "CONTACTLESS"
+
+
+class Decision(StrEnum):
+    """What the fraud service does with a transaction (the Avro `Decision` enum)."""
+
+    APPROVE = "approve"
+    REVIEW = "review"
+    DECLINE = "decline"
 
 
 def to_millis(value: int | datetime) -> int:
@@ -149,4 +157,54 @@ class DeadLetter(msgspec.Struct, frozen=True):
             error_type=data["error_type"],
             step=data["step"],
             failed_at=to_millis(data["failed_at"]),
+        )
+
+
+class Prediction(msgspec.Struct, frozen=True):
+    """One model's score for one transaction, as published to the `predictions` topic.
+
+    A scoring worker builds one per event and scored variant (two per event in shadow).
+    """
+
+    event_id: str
+    card_id: str
+    model_name: str
+    model_version: str
+    variant: str
+    served: bool
+    score: float
+    decision: Decision
+    event_time: int  # epoch millis, the transaction's event time
+    scored_at: int  # epoch millis, wall clock
+    source_timestamp: int  # epoch millis, Kafka timestamp of the source message
+
+    def to_avro(self) -> dict[str, Any]:
+        return {
+            "event_id": self.event_id,
+            "card_id": self.card_id,
+            "model_name": self.model_name,
+            "model_version": self.model_version,
+            "variant": self.variant,
+            "served": self.served,
+            "score": self.score,
+            "decision": self.decision.value,
+            "event_time": self.event_time,
+            "scored_at": self.scored_at,
+            "source_timestamp": self.source_timestamp,
+        }
+
+    @classmethod
+    def from_avro(cls, data: Mapping[str, Any]) -> Prediction:
+        return cls(
+            event_id=data["event_id"],
+            card_id=data["card_id"],
+            model_name=data["model_name"],
+            model_version=str(data["model_version"]),
+            variant=data["variant"],
+            served=bool(data["served"]),
+            score=float(data["score"]),
+            decision=Decision(data["decision"]),
+            event_time=to_millis(data["event_time"]),
+            scored_at=to_millis(data["scored_at"]),
+            source_timestamp=to_millis(data["source_timestamp"]),
         )

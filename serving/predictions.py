@@ -9,68 +9,17 @@ vector's first entity key (`vector.keys[0]`, the card in the fraud feature set).
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Sequence
 
 import numpy as np
 import numpy.typing as npt
 
 from schemas.features.vector import FeatureVector
-from schemas.records import to_millis
+from schemas.records import Decision, Prediction
 from serving.errors import ServingError
 from serving.routing import ModelSet, ScoredVariant
-from serving.runtime import Decision
 
 __all__ = ["Prediction", "build_predictions", "feature_matrix", "predict"]
-
-
-@dataclass(frozen=True, slots=True)
-class Prediction:
-    """One model's score for one transaction (fields mirror `Prediction.avsc`)."""
-
-    event_id: str
-    card_id: str
-    model_name: str
-    model_version: str
-    variant: str
-    served: bool
-    score: float
-    decision: Decision
-    event_time: int  # epoch millis, the transaction's event time
-    scored_at: int  # epoch millis, wall clock
-    source_timestamp: int  # epoch millis, Kafka timestamp of the source message
-
-    def to_avro(self) -> dict[str, Any]:
-        return {
-            "event_id": self.event_id,
-            "card_id": self.card_id,
-            "model_name": self.model_name,
-            "model_version": self.model_version,
-            "variant": self.variant,
-            "served": self.served,
-            "score": self.score,
-            "decision": self.decision.value,
-            "event_time": self.event_time,
-            "scored_at": self.scored_at,
-            "source_timestamp": self.source_timestamp,
-        }
-
-    @classmethod
-    def from_avro(cls, data: Mapping[str, Any]) -> Prediction:
-        return cls(
-            event_id=data["event_id"],
-            card_id=data["card_id"],
-            model_name=data["model_name"],
-            model_version=str(data["model_version"]),
-            variant=data["variant"],
-            served=bool(data["served"]),
-            score=float(data["score"]),
-            decision=Decision(data["decision"]),
-            event_time=to_millis(data["event_time"]),
-            scored_at=to_millis(data["scored_at"]),
-            source_timestamp=to_millis(data["source_timestamp"]),
-        )
 
 
 def feature_matrix(

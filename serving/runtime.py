@@ -17,25 +17,17 @@ import copy
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from enum import StrEnum
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 import onnxruntime as ort
 
+from schemas.records import Decision
 from serving.errors import ModelIntegrityError, ServingError
 from serving.integrity import INPUT_NAME, OUTPUT_NAME, VerifiedModel
 
 __all__ = ["Decision", "LoadedModel", "Thresholds", "create_session"]
-
-
-class Decision(StrEnum):
-    """What the fraud service does with a transaction (the Avro `Decision` enum)."""
-
-    APPROVE = "approve"
-    REVIEW = "review"
-    DECLINE = "decline"
 
 
 _BY_LEVEL = (Decision.APPROVE, Decision.REVIEW, Decision.DECLINE)

@@ -13,7 +13,15 @@ from __future__ import annotations
 
 import struct
 
-from schemas._avro_binary import BadBodyError, body_error, millis_at, text_at, varint_at
+from schemas._avro_binary import (
+    BadBodyError,
+    body_error,
+    long_bytes,
+    millis_at,
+    string_bytes,
+    text_at,
+    varint_at,
+)
 from schemas._json_input import FieldError, to_datum
 from schemas.codec import DecodeError, EncodeError, canonical_fingerprint
 from schemas.features.definition import FeatureSet
@@ -22,40 +30,7 @@ from schemas.features.vector import FeatureVector, feature_vector_schema
 __all__ = ["FeatureVectorReader", "FeatureVectorWriter"]
 
 
-# Avro varints, 14 bits at a time: `_LAST[z]` is the whole varint of z < 2**14, `_MORE[z]`
-# the two bytes of a 14-bit group that more groups follow.
-_GROUP = 0x4000
-_MASK = _GROUP - 1
-_LAST = [bytes((z,)) if z < 0x80 else bytes((z & 0x7F | 0x80, z >> 7)) for z in range(_GROUP)]
-_MORE = [bytes((z & 0x7F | 0x80, z >> 7 | 0x80)) for z in range(_GROUP)]
 _INT_MIN, _INT_MAX = -(2**31), 2**31 - 1
-
-
-def _long(n: int) -> bytes:
-    """Avro `long`: zigzag varint; `OverflowError` outside the signed 64-bit range."""
-    z = (n << 1) ^ (n >> 63)
-    if z < _GROUP:
-        if z >= 0:
-            return _LAST[z]
-    elif z < 1 << 28:  # offsets
-        return _MORE[z & _MASK] + _LAST[z >> 14]
-    elif z < 1 << 42:  # epoch millis until 2039
-        return _MORE[z & _MASK] + _MORE[z >> 14 & _MASK] + _LAST[z >> 28]
-    elif z < 1 << 64:
-        out = b""
-        while z >= _GROUP:
-            out += _MORE[z & _MASK]
-            z >>= 14
-        return out + _LAST[z]
-    msg = f"{n} is outside the Avro long range"
-    raise OverflowError(msg)
-
-
-def _string(text: str) -> bytes:
-    """Avro `string`: UTF-8 byte length as a `long`, then the bytes."""
-    data = text.encode()
-    size = len(data)
-    return (_LAST[size << 1] if size < _GROUP >> 1 else _long(size)) + data
 
 
 class FeatureVectorWriter:
@@ -74,7 +49,7 @@ class FeatureVectorWriter:
         self._keys = len(feature_set.entities)
         self._doubles = struct.Struct(f"<{len(feature_set.feature_names)}d")
         self._version = feature_set.version
-        self._version_avro = _string(self._version)
+        self._version_avro = string_bytes(self._version)
 
     def body(self, vector: FeatureVector) -> bytes:
         """The Avro binary body of `vector` (no header)."""
@@ -84,15 +59,15 @@ class FeatureVectorWriter:
             if len(keys) != self._keys or not _INT_MIN <= vector.source_partition <= _INT_MAX:
                 raise self._error(vector, None)
             parts = [
-                _string(vector.event_id),
-                _long(vector.event_time),
-                _long(vector.source_timestamp),
-                _long(vector.source_partition),
-                _long(vector.source_offset),
-                _long(vector.computed_at),
-                self._version_avro if version == self._version else _string(version),
+                string_bytes(vector.event_id),
+                long_bytes(vector.event_time),
+                long_bytes(vector.source_timestamp),
+                long_bytes(vector.source_partition),
+                long_bytes(vector.source_offset),
+                long_bytes(vector.computed_at),
+                self._version_avro if version == self._version else string_bytes(version),
                 b"\x01" if vector.late else b"\x00",
-                *map(_string, keys),
+                *map(string_bytes, keys),
                 self._doubles.pack(*vector.values),
             ]
         except (ValueError, TypeError, AttributeError, OverflowError, struct.error) as exc:
@@ -159,7 +134,7 @@ class FeatureVectorReader:
         self._keys = range(len(feature_set.entities))
         self._doubles = struct.Struct(f"<{len(feature_set.feature_names)}d")
         self._version = feature_set.version
-        self._version_avro = _string(self._version)
+        self._version_avro = string_bytes(self._version)
 
     @property
     def fingerprint(self) -> bytes:

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from bytewax.outputs import FixedPartitionedSink, StatefulSinkPartition
 
 from schemas.contracts import SchemaName, codec_for, registry_client
+from schemas.records_avro import PredictionWriter
 from serving.drift import DriftMetric
 from serving.predictions import Prediction
 from streams.scoring.metrics import ScoringMetrics
@@ -34,7 +35,8 @@ class _OutboxPartition:
         registry: Mapping[str, str] | None,
     ) -> None:
         self._outbox = KafkaOutbox(config, topic)
-        self._encode = codec_for(schema, registry=registry_client(registry), topic=topic).encode
+        self._codec = codec_for(schema, registry=registry_client(registry), topic=topic)
+        self._encode = self._codec.encode
         self._metrics = metrics
 
     def snapshot(self) -> None:
@@ -45,12 +47,22 @@ class _OutboxPartition:
 
 
 class _PredictionPartition(_OutboxPartition, StatefulSinkPartition[Prediction, None]):
+    def __init__(
+        self,
+        config: Mapping[str, str],
+        topic: str,
+        metrics: ScoringMetrics,
+        registry: Mapping[str, str] | None,
+    ) -> None:
+        super().__init__("Prediction", config, topic, metrics, registry)
+        self._writer = PredictionWriter()  # bodies written directly, framed by the codec
+
     def write_batch(self, values: list[Prediction]) -> None:
-        produce, encode = self._outbox.produce, self._encode
+        produce, frame, body = self._outbox.produce, self._codec.frame, self._writer.body
         served_sources: list[int] = []
         for p in values:
             produce(
-                encode(p.to_avro()),
+                frame(body(p)),
                 key=p.card_id.encode(),
                 headers=[("event_id", p.event_id.encode())],
             )
@@ -89,9 +101,7 @@ class PredictionSink(FixedPartitionedSink[Prediction, None]):
         return self._parts
 
     def build_part(self, step_id: str, for_part: str, resume_state: None) -> _PredictionPartition:
-        return _PredictionPartition(
-            "Prediction", self._config, self._topic, self._metrics, self._registry
-        )
+        return _PredictionPartition(self._config, self._topic, self._metrics, self._registry)
 
 
 class _DriftPartition(_OutboxPartition, StatefulSinkPartition[DriftMetric, None]):

@@ -34,10 +34,11 @@ from schemas.features import (
     vector_avro,
 )
 from schemas.features.fraud import FRAUD_FEATURES
-from schemas.records import Transaction
+from schemas.records import Prediction, Transaction
 from skewless.native import ROOT, compiled_modules
 from tests.native import source_module
 from tests.schemas.test_feature_kernels import COUNTED_FROMS, LATENESS_MIN, MCCS, OFFSETS
+from tests.schemas.test_prediction_writer import predictions
 from tests.schemas.test_records_avro import codecs, transactions
 from tests.schemas.vector_cases import fs_and_vectors
 
@@ -146,6 +147,12 @@ def test_transaction_reader_compiled_equals_its_source(txn: Transaction) -> None
     want = _source(records_avro).TransactionReader().read(body)
     assert _bits(astuple(got)) == _bits(astuple(want))
     assert [type(v) for v in astuple(got)] == [type(v) for v in astuple(want)]
+
+
+@given(predictions)
+def test_prediction_writer_compiled_equals_its_source(prediction: Prediction) -> None:
+    got = records_avro.PredictionWriter().body(prediction)
+    assert got == _source(records_avro).PredictionWriter().body(prediction)
 
 
 def test_the_properties_cover_every_module_setup_compiles() -> None:
