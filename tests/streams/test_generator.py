@@ -27,6 +27,7 @@ from streams.generator import (
 )
 from streams.generator.catalog import MCCS
 from streams.generator.chargebacks import MIN_DELAY_MS
+from streams.generator.pacing import MIN_SLEEP_S
 
 SMALL = WorldConfig(seed=11, cards=3_000, merchants=400, events_per_day=40_000)
 BIG_EVENTS = 150_000
@@ -332,3 +333,18 @@ def test_token_bucket_paces_at_the_rate() -> None:
     for _ in range(501):
         bucket.take()
     assert now[0] == pytest.approx(5.0, rel=1e-6)
+
+
+def test_token_bucket_sleeps_in_millisecond_steps_at_fast_rates() -> None:
+    now = [0.0]
+    sleeps: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        sleeps.append(seconds)
+        now[0] += seconds
+
+    bucket = TokenBucket(5_000.0, clock=lambda: now[0], sleep=sleep)  # burst 50
+    for _ in range(10_050):
+        bucket.take()
+    assert now[0] == pytest.approx(2.0, abs=MIN_SLEEP_S)  # the rate, after the first burst
+    assert len(sleeps) < 10_000 / 4  # ~5 takes per 1 ms sleep, not one sleep per take
