@@ -21,11 +21,21 @@ from schemas.errors import ContractError
 from schemas.features.definition import FeatureSet
 from schemas.features.vector import FeatureVector
 
-__all__ = ["META_FIELD", "ORDER_FIELDS", "decode_hash", "encode_hash", "entity_key", "event_id_of"]
+__all__ = [
+    "HASH_FIELDS",
+    "META_FIELD",
+    "ORDER_FIELDS",
+    "decode_hash",
+    "encode_fields",
+    "encode_hash",
+    "entity_key",
+    "event_id_of",
+]
 
 ORDER_FIELDS = ("_t", "_p", "_o")
 _SEP = "\x1f"
 META_FIELD = "_m"
+HASH_FIELDS = (*ORDER_FIELDS, META_FIELD, "_v")
 
 
 def event_id_of(meta: bytes) -> str:
@@ -40,6 +50,11 @@ def entity_key(feature_set: FeatureSet, entity: str, entity_id: str, *, prefix: 
 
 def encode_hash(vector: FeatureVector) -> dict[str, bytes]:
     """The hash fields of `vector` (order key first)."""
+    return dict(zip(HASH_FIELDS, encode_fields(vector), strict=True))
+
+
+def encode_fields(vector: FeatureVector) -> tuple[bytes, bytes, bytes, bytes, bytes]:
+    """The values of the hash fields of `vector`, in `HASH_FIELDS` order."""
     meta = _SEP.join(
         (
             vector.event_id,
@@ -50,13 +65,26 @@ def encode_hash(vector: FeatureVector) -> dict[str, bytes]:
             *vector.keys,
         )
     )
-    return {
-        "_t": str(vector.event_time).encode(),
-        "_p": str(vector.source_partition).encode(),
-        "_o": str(vector.source_offset).encode(),
-        "_m": meta.encode(),
-        "_v": struct.pack(f"<{len(vector.values)}d", *vector.values),
-    }
+    values = vector.values
+    return (
+        str(vector.event_time).encode(),
+        str(vector.source_partition).encode(),
+        str(vector.source_offset).encode(),
+        meta.encode(),
+        _doubles(len(values)).pack(*values),
+    )
+
+
+# One compiled `struct.Struct` per vector width: `struct.pack` with a format string costs
+# ~0.9 us more per vector (the format is built and looked up on every call).
+_DOUBLES: dict[int, struct.Struct] = {}
+
+
+def _doubles(count: int) -> struct.Struct:
+    packer = _DOUBLES.get(count)
+    if packer is None:
+        packer = _DOUBLES[count] = struct.Struct(f"<{count}d")
+    return packer
 
 
 def decode_hash(feature_set: FeatureSet, fields: Mapping[bytes, bytes]) -> FeatureVector:
@@ -92,5 +120,5 @@ def decode_hash(feature_set: FeatureSet, fields: Mapping[bytes, bytes]) -> Featu
         computed_at=int(computed_at),
         definition_version=version,
         late=late == "1",
-        values=struct.unpack(f"<{count}d", packed),
+        values=_doubles(count).unpack(packed),
     )

@@ -29,7 +29,7 @@ from redis.exceptions import NoScriptError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from schemas.features import FeatureSet, FeatureVector
-from schemas.features.online import encode_hash, entity_key
+from schemas.features.online import encode_fields, entity_key
 from streams.errors import StoreError
 
 __all__ = ["CAS_SCRIPT", "RedisOnlineWriter"]
@@ -114,7 +114,7 @@ class RedisOnlineWriter:
                 if held is None or held[0].order_key <= vector.order_key:
                     newest[key] = (vector, ttl)
         items = list(newest.items())
-        encoded: dict[int, dict[str, bytes]] = {}  # a vector newest for several keys: once
+        encoded: dict[int, tuple[bytes, ...]] = {}  # a vector newest for several keys: once
         calls: list[_Call] = []
         for start in range(0, len(items), _KEYS_PER_CALL):
             keys: list[str] = []
@@ -122,9 +122,9 @@ class RedisOnlineWriter:
             for key, (vector, ttl) in items[start : start + _KEYS_PER_CALL]:
                 f = encoded.get(id(vector))
                 if f is None:
-                    f = encoded[id(vector)] = encode_hash(vector)
+                    f = encoded[id(vector)] = encode_fields(vector)  # _t _p _o _m _v
                 keys.append(key)
-                args += (f["_t"], f["_p"], f["_o"], ttl, f["_m"], f["_v"])
+                args += (f[0], f[1], f[2], ttl, f[3], f[4])
             calls.append((keys, args))
         return calls
 
