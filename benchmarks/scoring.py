@@ -59,9 +59,9 @@ from mlflow import MlflowClient
 from rich.console import Console
 from rich.table import Table
 
-from schemas.contracts import codec_for
 from schemas.features.fraud import FRAUD_FEATURES
 from schemas.records import Transaction
+from serving.predictions import prediction_decoder
 from streams.generator import World, WorldConfig
 from streams.generator.produce import produce
 from streams.kafka_assign import assign
@@ -98,7 +98,7 @@ class PredictionWatch:
             parts += [TopicPartition(topic, p, OFFSET_BEGINNING) for p in meta.partitions]
         assign(self._consumer, parts, timeout_s=30)
         self._features, self._predictions = features, predictions
-        self._pred = codec_for("Prediction")
+        self._decode = prediction_decoder()
         self.feature_ts: dict[str, int] = {}
         self.served: dict[str, tuple[int, int]] = {}  # event id -> (prediction ts, source ts)
 
@@ -112,9 +112,9 @@ class PredictionWatch:
                 event_id = dict(m.headers() or [])["event_id"].decode()
                 self.feature_ts[event_id] = m.timestamp()[1]
             else:
-                p = self._pred.decode(m.value() or b"")
-                if p["served"]:
-                    self.served[p["event_id"]] = (m.timestamp()[1], int(p["source_timestamp"]))
+                p = self._decode(m.value() or b"")
+                if p.served:
+                    self.served[p.event_id] = (m.timestamp()[1], p.source_timestamp)
 
     def count(self, prefix: str) -> int:
         return sum(1 for e in self.served if e.startswith(prefix))

@@ -1,4 +1,4 @@
-"""Own-schema Avro bodies on the workers' hot paths: `Transaction` read, `Prediction` written.
+"""Own-schema Avro bodies on hot paths: `Transaction` read, `Prediction` written and read.
 
 `TransactionReader` reads a body written with exactly ``schemas/avro/Transaction.avsc``
 (`AvroCodec.own_body_offset` says when one is) into the record
@@ -15,7 +15,8 @@ events, the card and merchant kernels took 15.6 us per event on interned strings
 `PredictionWriter` writes the body of ``schemas/avro/Prediction.avsc`` for a `Prediction`:
 the same bytes as fastavro's `schemaless_writer` on `prediction.to_avro()`, which with
 building that dict took a quarter of a scoring worker's CPU at 5,000 events/s (two
-predictions per event in shadow).
+predictions per event in shadow). `PredictionReader` is its inverse for the consumers of
+the predictions topic (the demo's and the benchmarks' watchers run beside the pipeline).
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ from schemas.contracts import load_schema
 from schemas.errors import ContractError
 from schemas.records import Channel, Decision, Prediction, Transaction
 
-__all__ = ["PredictionWriter", "TransactionReader"]
+__all__ = ["PredictionReader", "PredictionWriter", "TransactionReader"]
 
 # The fields `read` is written for, in order: a changed schema must change `read` too.
 _LAYOUT = (
@@ -163,9 +164,10 @@ def _optional_text_at(data: bytes, pos: int) -> tuple[str | None, int]:
     raise BadBodyError
 
 
-# -- writing -------------------------------------------------------------------------
+# -- predictions ---------------------------------------------------------------------
 
-# The fields `PredictionWriter.body` writes, in order: a changed schema must change it too.
+# The fields `PredictionWriter` and `PredictionReader` are written for, in order: a changed
+# schema must change them too.
 _PREDICTION_LAYOUT = (
     ("event_id", "string"),
     ("card_id", "string"),
@@ -193,18 +195,8 @@ class PredictionWriter:
     __slots__ = ("_decisions", "_schema", "_texts")
 
     def __init__(self) -> None:
-        schema = load_schema("Prediction")
-        self._schema = schema
-        layout = tuple((f["name"], type_label(f["type"])) for f in schema["fields"])
-        if layout != _PREDICTION_LAYOUT:
-            msg = (
-                f"PredictionWriter writes skewless.Prediction with the fields "
-                f"{list(_PREDICTION_LAYOUT)!r}, the schema has {list(layout)!r}: "
-                "update schemas/records_avro.py"
-            )
-            raise ContractError(msg)
-        symbols = next(f["type"]["symbols"] for f in schema["fields"] if f["name"] == "decision")
-        self._decisions = {Decision(s): long_bytes(i) for i, s in enumerate(symbols)}
+        schema = self._schema = _prediction_schema("PredictionWriter")
+        self._decisions = {d: long_bytes(i) for i, d in enumerate(_decision_symbols(schema))}
         # Model names, versions and variants repeat on every prediction: encoded once each.
         self._texts: dict[str, bytes] = {}
 
@@ -272,3 +264,97 @@ class PredictionWriter:
 
 
 _TEXTS_HELD = 1024  # distinct model names, versions and variants: a handful in practice
+
+
+class PredictionReader:
+    """Reads the Avro binary body of the `Prediction` schema into a `Prediction`.
+
+    The record `Prediction.from_avro` makes of fastavro's dict, for a body written with
+    exactly this schema (`AvroCodec.own_body_offset` finds it; other writer schemas and
+    framing stay with `AvroCodec`). A body that is not one is a `DecodeError` naming the
+    field (see `TransactionReader`).
+    """
+
+    __slots__ = ("_by_byte", "_decisions", "_fields", "_fingerprint", "_name")
+
+    def __init__(self) -> None:
+        schema = _prediction_schema("PredictionReader")
+        self._name = f"{schema['namespace']}.{schema['name']}"
+        self._fingerprint = canonical_fingerprint(schema)
+        self._fields: list[tuple[str, Any]] = [(f["name"], f["type"]) for f in schema["fields"]]
+        self._decisions = _decision_symbols(schema)
+        # A one-byte enum index 0, 1, 2 is the byte 00, 02, 04: its decision by byte.
+        by_byte: list[Decision | None] = [None] * 256
+        by_byte[0 : 2 * len(self._decisions) : 2] = self._decisions
+        self._by_byte = by_byte
+
+    @property
+    def fingerprint(self) -> bytes:
+        """CRC-64-AVRO fingerprint of the schema it reads (as `AvroCodec.fingerprint`)."""
+        return self._fingerprint
+
+    def read(self, data: bytes, offset: int = 0) -> Prediction:
+        """The prediction in the body that starts at `offset` and ends with `data`."""
+        try:
+            event_id, pos = text_at(data, offset)
+            card_id, pos = text_at(data, pos)
+            model_name, pos = text_at(data, pos)
+            model_version, pos = text_at(data, pos)
+            variant, pos = text_at(data, pos)
+            served = data[pos]
+            if served > 1:
+                raise BadBodyError
+            (score,) = _DOUBLE(data, pos + 1)
+            pos += 9
+            decision = self._by_byte[data[pos]]
+            if decision is None:  # a non-canonical or out-of-range index
+                index, pos = long_at(data, pos)
+                if not 0 <= index < len(self._decisions):
+                    raise BadBodyError
+                decision = self._decisions[index]
+            else:
+                pos += 1
+            event_time, pos = millis_at(data, pos)
+            scored_at, pos = millis_at(data, pos)
+            source_timestamp, pos = millis_at(data, pos)
+            if pos != len(data):
+                raise BadBodyError
+        except (BadBodyError, IndexError, ValueError, struct.error) as exc:
+            raise self._error(data, offset, exc) from exc
+        return Prediction(
+            event_id,
+            card_id,
+            model_name,
+            model_version,
+            variant,
+            served == 1,
+            score,
+            decision,
+            event_time,
+            scored_at,
+            source_timestamp,
+        )
+
+    def _error(self, data: bytes, offset: int, exc: Exception) -> DecodeError:
+        """The error naming the field `read` failed on: the body walked again, carefully."""
+        return body_error(self._name, self._fingerprint, self._fields, data, offset, exc)
+
+
+def _prediction_schema(user: str) -> dict[str, Any]:
+    """The `Prediction` schema, checked to have the fields `user` is written for."""
+    schema = load_schema("Prediction")
+    layout = tuple((f["name"], type_label(f["type"])) for f in schema["fields"])
+    if layout != _PREDICTION_LAYOUT:
+        msg = (
+            f"{user} is written for skewless.Prediction with the fields "
+            f"{list(_PREDICTION_LAYOUT)!r}, the schema has {list(layout)!r}: "
+            "update schemas/records_avro.py"
+        )
+        raise ContractError(msg)
+    return schema
+
+
+def _decision_symbols(schema: dict[str, Any]) -> tuple[Decision, ...]:
+    """The `Decision` of each enum index of the schema's `decision` field."""
+    field = next(f for f in schema["fields"] if f["name"] == "decision")
+    return tuple(Decision(symbol) for symbol in field["type"]["symbols"])

@@ -9,17 +9,20 @@ vector's first entity key (`vector.keys[0]`, the card in the fraud feature set).
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 import numpy.typing as npt
 
+from schemas.contracts import codec_for, registry_client
+from schemas.fast_decode import body_decoder
 from schemas.features.vector import FeatureVector
 from schemas.records import Decision, Prediction
+from schemas.records_avro import PredictionReader
 from serving.errors import ServingError
 from serving.routing import ModelSet, ScoredVariant
 
-__all__ = ["Prediction", "build_predictions", "feature_matrix", "predict"]
+__all__ = ["Prediction", "build_predictions", "feature_matrix", "predict", "prediction_decoder"]
 
 
 def feature_matrix(
@@ -89,3 +92,13 @@ def predict(
     scored = model_set.route([v.keys[0] for v in vectors], x)
     stamp = scored_at if scored_at is not None else time.time_ns() // 1_000_000
     return build_predictions(vectors, scored, scored_at=stamp)
+
+
+def prediction_decoder(registry: Mapping[str, str] | None = None) -> Callable[[bytes], Prediction]:
+    """A decoder of the predictions topic's values, reading own-schema bodies directly.
+
+    Other writer schemas, framing and JSON take the codec (`schemas.fast_decode`).
+    `registry` is the schema registry's client config, if any.
+    """
+    codec = codec_for("Prediction", registry=registry_client(registry))
+    return body_decoder(codec, Prediction.from_avro, PredictionReader())

@@ -16,9 +16,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from schemas.contracts import codec_for, registry_client
 from schemas.records import Transaction
-from serving.predictions import Prediction
+from serving.predictions import prediction_decoder
 from skewless import wiring
 from skewless.demo.batch import DRIFT
 from skewless.demo.context import DemoContext
@@ -108,7 +107,7 @@ def _collect(
     ctx: DemoContext, ids: set[str], started_ms: int, ended_ms: int, rate: float
 ) -> LiveResult:
     """Read predictions until every event of the segment has a served one (deadline)."""
-    codec = codec_for("Prediction", registry=registry_client(wiring.schema_registry(ctx.settings)))
+    decode = prediction_decoder(wiring.schema_registry(ctx.settings))
     deadline = time.monotonic() + _DEADLINE_S
     while True:
         served: dict[str, int] = {}
@@ -116,7 +115,7 @@ def _collect(
         latency: list[float] = []
         seen: set[str] = set()
         for message in read_to_end(ctx.kafka, ctx.settings.topics.predictions):
-            prediction = Prediction.from_avro(codec.decode(message.value() or b""))
+            prediction = decode(message.value() or b"")
             if prediction.event_id not in ids:
                 continue
             counts = served if prediction.served else unserved

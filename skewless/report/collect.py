@@ -12,7 +12,7 @@ from typing import Any
 
 from offline.registry import ModelVersionInfo, list_versions
 from schemas.contracts import codec_for, registry_client
-from serving.predictions import Prediction
+from serving.predictions import prediction_decoder
 from skewless.report.data import Curve, ModelCard, PsiPoint, ReportData
 from streams.topic_reader import read_to_end
 
@@ -105,12 +105,12 @@ def _predictions(
     client_config: Mapping[str, str], topic: str, registry: Mapping[str, str] | None
 ) -> tuple[dict[str, list[float]], list[tuple[int, float]], list[tuple[int, float]]]:
     """Scores per variant, (produced ms, latency ms) of served predictions, throughput."""
-    codec = codec_for("Prediction", registry=registry_client(registry))
+    decode = prediction_decoder(registry)
     scores: dict[str, list[float]] = {}
     latency: list[tuple[int, float]] = []
     per_second: Counter[int] = Counter()
     for message in read_to_end(client_config, topic):
-        prediction = Prediction.from_avro(codec.decode(message.value() or b""))
+        prediction = decode(message.value() or b"")
         label = f"{prediction.variant} v{prediction.model_version}"
         bucket = scores.setdefault(label, [])
         if len(bucket) < _MAX_SCORES:

@@ -38,7 +38,7 @@ from schemas.records import Prediction, Transaction
 from skewless.native import ROOT, compiled_modules
 from tests.native import source_module
 from tests.schemas.test_feature_kernels import COUNTED_FROMS, LATENESS_MIN, MCCS, OFFSETS
-from tests.schemas.test_prediction_writer import predictions
+from tests.schemas.test_prediction_avro import predictions
 from tests.schemas.test_records_avro import codecs, transactions
 from tests.schemas.vector_cases import fs_and_vectors
 
@@ -150,9 +150,12 @@ def test_transaction_reader_compiled_equals_its_source(txn: Transaction) -> None
 
 
 @given(predictions)
-def test_prediction_writer_compiled_equals_its_source(prediction: Prediction) -> None:
-    got = records_avro.PredictionWriter().body(prediction)
-    assert got == _source(records_avro).PredictionWriter().body(prediction)
+def test_prediction_bodies_compiled_equal_their_source(prediction: Prediction) -> None:
+    body = records_avro.PredictionWriter().body(prediction)
+    assert body == _source(records_avro).PredictionWriter().body(prediction)
+    got = records_avro.PredictionReader().read(body)
+    want = _source(records_avro).PredictionReader().read(body)
+    assert _bits(astuple(got)) == _bits(astuple(want))
 
 
 def test_the_properties_cover_every_module_setup_compiles() -> None:

@@ -11,7 +11,7 @@ import pytest
 from schemas.contracts import codec_for
 from schemas.features.vector import FeatureVector
 from serving.errors import ServingError
-from serving.predictions import Prediction, predict
+from serving.predictions import Prediction, predict, prediction_decoder
 from serving.routing import ModelSet, RolloutConfig, ScoredVariant, card_bucket
 from serving.runtime import Decision, LoadedModel
 from tests.serving.conftest import D, loaded, mlp_onnx
@@ -172,6 +172,7 @@ def test_predict_builds_one_served_prediction_per_event_that_round_trips_avro(
             assert p.source_timestamp == vector.source_timestamp
             assert p.scored_at == 1_767_225_601_000
             assert Prediction.from_avro(codec.decode(codec.encode(p.to_avro()))) == p
+            assert prediction_decoder()(codec.encode(p.to_avro())) == p  # the direct reader
     x = np.array([v.values for v in vectors], dtype=np.float32)
     expected = champion.score(x)
     got = np.array([p.score for p in predictions[::2]], dtype=np.float32)
