@@ -167,7 +167,25 @@ def _environment() -> dict[str, Any]:
         "cpus": os.cpu_count(),
         "when": datetime.now(UTC).isoformat(timespec="seconds"),
         "compiled": sorted(compiled_modules()),  # setup.py's modules, as `make` built them
+        "python_ns_per_step": _python_speed(),
     }
+
+
+def _python_speed(steps: int = 2_000_000) -> float:
+    """Nanoseconds per step of a plain Python loop, best of 3: this machine's speed now.
+
+    The machines are shared: the same code measured up to 2.5x apart on different days.
+    Figures compare only with figures of a similar speed; ratios to a floor measured in
+    the same run travel better.
+    """
+    best = float("inf")
+    for _ in range(3):
+        start = time.perf_counter()
+        total = 0
+        for i in range(steps):
+            total += i
+        best = min(best, time.perf_counter() - start)
+    return round(best / steps * 1e9, 1)
 
 
 def write_result(name: str, payload: Mapping[str, Any]) -> Path:
