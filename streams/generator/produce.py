@@ -30,6 +30,10 @@ __all__ = ["PRODUCER_DEFAULTS", "ProduceReport", "produce", "producer_config"]
 # Live mode stamps records at produce time and measures latency from there: the bulk
 # default (20 ms of batching) would be most of the first hop's latency.
 _LIVE_LINGER_MS = "5"
+# A paced producer held up (a busy machine, another thread holding the interpreter lock)
+# makes up for up to this long in a burst, so the rate asked for is the rate offered: with
+# the token bucket's default 10 ms, 4,750 of 5,000 events/s were offered beside the pipeline.
+_CATCH_UP_S = 0.1
 
 _log = logging.getLogger(__name__)
 _log.addHandler(logging.NullHandler())
@@ -133,7 +137,7 @@ def produce(
     registry = registry_client(schema_registry)
     encode_txn = codec_for("Transaction", registry=registry, topic=transactions_topic).encode
     encode_label = codec_for("Label", registry=registry, topic=labels_topic).encode
-    pacer = TokenBucket(rate) if rate is not None else None
+    pacer = TokenBucket(rate, burst=max(1.0, rate * _CATCH_UP_S)) if rate is not None else None
     run_ms = time.time_ns() // 1_000_000
     events = labels = fraud = 0
     first: int | None = None
