@@ -1,4 +1,4 @@
-"""Own-schema Avro bodies on hot paths: `Transaction` read, `Prediction` written and read.
+"""Own-schema Avro bodies on hot paths: `Transaction` and `Prediction`, read and written.
 
 `TransactionReader` reads a body written with exactly ``schemas/avro/Transaction.avsc``
 (`AvroCodec.own_body_offset` says when one is) into the record
@@ -17,11 +17,13 @@ the same bytes as fastavro's `schemaless_writer` on `prediction.to_avro()`, whic
 building that dict took a quarter of a scoring worker's CPU at 5,000 events/s (two
 predictions per event in shadow). `PredictionReader` is its inverse for the consumers of
 the predictions topic (the demo's and the benchmarks' watchers run beside the pipeline).
+`TransactionWriter` writes what `TransactionReader` reads, for the generator's producer.
 """
 
 from __future__ import annotations
 
 import struct
+from enum import StrEnum
 from sys import intern as _intern
 from typing import Any
 
@@ -41,7 +43,7 @@ from schemas.contracts import load_schema
 from schemas.errors import ContractError
 from schemas.records import Channel, Decision, Prediction, Transaction
 
-__all__ = ["PredictionReader", "PredictionWriter", "TransactionReader"]
+__all__ = ["PredictionReader", "PredictionWriter", "TransactionReader", "TransactionWriter"]
 
 # The fields `read` is written for, in order: a changed schema must change `read` too.
 _LAYOUT = (
@@ -164,6 +166,79 @@ def _optional_text_at(data: bytes, pos: int) -> tuple[str | None, int]:
     raise BadBodyError
 
 
+class TransactionWriter:
+    """Writes the Avro binary body of the `Transaction` schema for a `Transaction`.
+
+    The same bytes as fastavro's `schemaless_writer` on `txn.to_avro()`, without framing
+    (`AvroCodec.frame` adds it). A transaction that does not fit the schema is an
+    `EncodeError` naming the field.
+    """
+
+    __slots__ = ("_channels", "_schema")
+
+    def __init__(self) -> None:
+        schema = self._schema = load_schema("Transaction")
+        layout = tuple((f["name"], type_label(f["type"])) for f in schema["fields"])
+        if layout != _LAYOUT:
+            msg = (
+                f"TransactionWriter is written for skewless.Transaction with the fields "
+                f"{list(_LAYOUT)!r}, the schema has {list(layout)!r}: "
+                "update schemas/records_avro.py"
+            )
+            raise ContractError(msg)
+        symbols = next(f["type"]["symbols"] for f in schema["fields"] if f["name"] == "channel")
+        self._channels = {Channel(s): long_bytes(i) for i, s in enumerate(symbols)}
+
+    def body(self, txn: Transaction) -> bytes:
+        """The Avro binary body of `txn` (no header)."""
+        try:
+            card_country, device_id = txn.card_country, txn.device_id
+            return b"".join(
+                (
+                    string_bytes(txn.event_id),
+                    string_bytes(txn.card_id),
+                    string_bytes(txn.merchant_id),
+                    _PACK_DOUBLE(txn.amount),
+                    string_bytes(txn.currency),
+                    string_bytes(txn.mcc),
+                    string_bytes(txn.country),
+                    self._channels[txn.channel],
+                    long_bytes(txn.event_time),
+                    b"\x00" if card_country is None else b"\x02" + string_bytes(card_country),
+                    b"\x00" if device_id is None else b"\x02" + string_bytes(device_id),
+                )
+            )
+        except (
+            KeyError,
+            ValueError,
+            TypeError,
+            AttributeError,
+            OverflowError,
+            struct.error,
+        ) as exc:
+            raise _encode_error(self._schema, f"transaction {txn.event_id!r}", txn, exc) from exc
+
+
+def _encode_error(schema: dict[str, Any], what: str, record: Any, exc: Exception) -> EncodeError:
+    """The error naming the field of `record` that does not fit `schema`, chained to `exc`.
+
+    Enum fields may hold their `StrEnum` member or any value (named as it is).
+    """
+    datum = {}
+    for field in schema["fields"]:
+        value = getattr(record, field["name"], None)
+        datum[field["name"]] = value.value if isinstance(value, StrEnum) else value
+    where = f"cannot encode the {what}"
+    try:
+        to_datum(schema, datum, named={}, from_json=False)
+    except FieldError as field_error:
+        error = EncodeError(f"{where}: {field_error}")
+    else:
+        error = EncodeError(f"{where}: {type(exc).__name__}: {exc}")
+    error.__cause__ = exc  # compiled, `raise ... from exc` does not set it (see body_error)
+    return error
+
+
 # -- predictions ---------------------------------------------------------------------
 
 # The fields `PredictionWriter` and `PredictionReader` are written for, in order: a changed
@@ -239,28 +314,14 @@ class PredictionWriter:
             OverflowError,
             struct.error,
         ) as exc:
-            raise self._error(prediction, exc) from exc
+            what = f"prediction of event {prediction.event_id!r}"
+            raise _encode_error(self._schema, what, prediction, exc) from exc
 
     def _remember(self, text: str) -> bytes:
         encoded = string_bytes(text)
         if len(self._texts) < _TEXTS_HELD:
             self._texts[text] = encoded
         return encoded
-
-    def _error(self, prediction: Prediction, exc: Exception) -> EncodeError:
-        """The error naming the field that does not fit, chained to `exc` (see `body_error`)."""
-        where = f"cannot encode the prediction of event {prediction.event_id!r}"
-        datum = {name: getattr(prediction, name, None) for name, _ in _PREDICTION_LAYOUT}
-        decision = datum["decision"]
-        datum["decision"] = decision.value if isinstance(decision, Decision) else decision
-        try:
-            to_datum(self._schema, datum, named={}, from_json=False)
-        except FieldError as field_error:
-            error = EncodeError(f"{where}: {field_error}")
-        else:
-            error = EncodeError(f"{where}: {type(exc).__name__}: {exc}")
-        error.__cause__ = exc
-        return error
 
 
 _TEXTS_HELD = 1024  # distinct model names, versions and variants: a handful in practice

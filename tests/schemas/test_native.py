@@ -141,12 +141,14 @@ def test_vector_encodings_compiled_equal_their_source(
 
 
 @given(transactions)
-def test_transaction_reader_compiled_equals_its_source(txn: Transaction) -> None:
+def test_transaction_bodies_compiled_equal_their_source(txn: Transaction) -> None:
     body = codecs()[0].encode(txn.to_avro())[10:]  # the single-object producer's
     got = records_avro.TransactionReader().read(body)
     want = _source(records_avro).TransactionReader().read(body)
     assert _bits(astuple(got)) == _bits(astuple(want))
     assert [type(v) for v in astuple(got)] == [type(v) for v in astuple(want)]
+    assert records_avro.TransactionWriter().body(txn) == body
+    assert _source(records_avro).TransactionWriter().body(txn) == body
 
 
 @given(predictions)

@@ -1,4 +1,6 @@
-"""TransactionReader: the slow path's transaction for any own-schema body, else a DecodeError."""
+"""Transaction bodies: the reader gives the slow path's transaction or a DecodeError, the
+writer the codec's bytes or an EncodeError.
+"""
 
 from __future__ import annotations
 
@@ -14,14 +16,15 @@ from hypothesis import strategies as st
 from msgspec.structs import astuple
 
 from schemas import records_avro
-from schemas.codec import AvroCodec, DecodeError, Framing
+from schemas.codec import AvroCodec, DecodeError, EncodeError, Framing
 from schemas.contracts import load_schema
 from schemas.errors import ContractError
 from schemas.records import Channel, Transaction
-from schemas.records_avro import TransactionReader
+from schemas.records_avro import TransactionReader, TransactionWriter
 from tests.schemas.body_cases import corrupted, names_the_problem, resolved_offset, varint
 
 READER = TransactionReader()
+WRITER = TransactionWriter()
 _FRAMINGS = st.sampled_from([Framing.SINGLE_OBJECT, Framing.CONFLUENT])
 
 _texts = st.text() | st.sampled_from(["", "é", "卡-7", "\U0001f4b3", "\x00", "x" * 64, "é" * 70])
@@ -345,3 +348,42 @@ def test_a_varint_cut_short_by_the_end_is_a_truncated_payload() -> None:
         DecodeError, match=r"truncated payload .*field 'event_time' \(long\) at byte 33: varint cut"
     ):
         READER.read(data)
+
+
+# -- writing ------------------------------------------------------------------------
+
+
+@given(transactions, _FRAMINGS)
+def test_writer_gives_the_codecs_bytes_for_any_transaction(
+    txn: Transaction, framing: Framing
+) -> None:
+    single_object, confluent, _ = codecs()
+    producer = single_object if framing is Framing.SINGLE_OBJECT else confluent
+    assert producer.frame(WRITER.body(txn)) == producer.encode(txn.to_avro())
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"event_time": 2**63}, r"field 'event_time': expected long"),
+        ({"amount": "12"}, r"field 'amount': expected double, got string '12'"),
+        ({"channel": "BRANCH"}, r"field 'channel': expected one of"),
+        ({"device_id": 7}, r"field 'device_id': expected"),
+        ({"mcc": "\ud800"}, r"UnicodeEncodeError"),
+    ],
+)
+def test_a_transaction_that_does_not_fit_is_an_encode_error_naming_it(
+    changes: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(EncodeError, match=r"^cannot encode the transaction 'e-1': .*" + message):
+        WRITER.body(example(**changes))
+
+
+def test_a_schema_the_writer_was_not_written_for_is_a_contract_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    schema = load_schema("Transaction")
+    schema["fields"][3]["type"] = "float"
+    monkeypatch.setattr(records_avro, "load_schema", lambda name: schema)
+    with pytest.raises(ContractError, match=r"TransactionWriter .*\('amount', 'float'\)"):
+        TransactionWriter()
