@@ -345,3 +345,49 @@ def test_a_commit_between_snapshots_takes_the_rows_of_the_pieces_logged_before_i
         commits.log_new(piece_rows=2)
         _restart(uri, _snapshot_then_die(commits, monkeypatch))
         assert _event_ids(uri) == sorted(f"e{o}" for o in range(8))
+
+
+def test_logged_snapshots_that_do_not_commit_are_restored_then_dropped_by_the_next_commit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    uri = str(tmp_path / "labels")
+    with state_log.opened(tmp_path / "recovery") as log:
+        assert log is not None
+        appender, commits = _logging(uri)
+        for epoch in range(3):  # three epochs, none of them committing
+            appender.add_rows(_rows(0, range(3 * epoch, 3 * epoch + 3)), LABEL_ROWS)
+            state = commits.snapshot(commit=False)
+        assert state[STAGED_GEN] == 3
+        assert _event_ids(uri) == []  # nothing committed yet
+        assert [len(p) for p in log.resume_generations("delta-staged", "p0", 3)] == [1, 1, 1]
+        for _ in range(2):  # a worker restored from the third snapshot, dying again
+            _restart(uri, state)
+        assert _event_ids(uri) == sorted(f"e{o}" for o in range(9))
+
+        # The same epochs, the fourth snapshot committing: one version, every generation gone.
+        uri = str(tmp_path / "labels-2")
+        appender, commits = _logging(uri)
+        before = _versions(uri)
+        for epoch in range(4):
+            appender.add_rows(_rows(0, range(3 * epoch, 3 * epoch + 3)), LABEL_ROWS)
+            state = commits.snapshot(commit=epoch == 3)
+        commits.wait()
+        assert _event_ids(uri) == sorted(f"e{o}" for o in range(12))
+        assert _versions(uri) == before + 1
+        assert log.resume_generations("delta-staged", "p0", 4) == []
+        commits.close()
+
+
+def test_without_recovery_a_snapshot_that_does_not_commit_keeps_the_rows_buffered(
+    tmp_path: Path,
+) -> None:
+    uri = str(tmp_path / "labels")
+    appender = _labels_appender(uri)
+    commits = BackgroundCommits({"labels": appender}, log_key="p0")  # no state log open
+    appender.add_rows(_rows(0, range(4)), LABEL_ROWS)
+    assert STAGED not in commits.snapshot(commit=False)
+    assert appender.rows_buffered == 4
+    commits.snapshot()
+    commits.wait()
+    assert _event_ids(uri) == sorted(f"e{o}" for o in range(4))
+    commits.close()
