@@ -89,40 +89,26 @@ class BackgroundCommits:
         if self._log is not None:  # the commit takes the rows of any pieces (see above)
             self._log.drop_pieces(_LOG_STEP, self._log_key, self._gen + 1)
         cut = self._cut()
-        # The cut holds every row of the generations staged so far (those of a snapshot
-        # that did not commit too): they are dropped from the log once it lands.
-        self._commit(cut, gen=self._gen)
+        self._commit(cut, gen=0)
         return cut
 
-    def snapshot(self, *, commit: bool = True) -> dict[str, Any]:
-        """Per appender the version replays may find rows in, plus the rows now committing.
-
-        `commit=False` leaves the buffered rows to a later snapshot's commit where that
-        loses nothing (`defers`): then they are logged (recovery on) or simply replayed
-        (recovery off: a restart reads from the beginning and the tables skip what they
-        hold). Without a state log but with recovery on, every snapshot commits.
-        """
+    def snapshot(self) -> dict[str, Any]:
+        """Per appender the version replays may find rows in, plus the rows now committing."""
         self.wait()
         state: dict[str, Any] = {n: a.resume_version() for n, a in self._appenders.items()}
         log = self._log
         if log is None:
-            if commit or not self.defers:
-                state[STAGED] = self.submit()  # `Rows` are pickled only if recovery is on
+            state[STAGED] = self.submit()  # `Rows` are pickled only if recovery is on
             return state
         # Logged, then committed: the commit thread may drop them as soon as they land.
         rest = self._take_new()
+        cut = self._cut()
         self._gen += 1
         log.stage(_LOG_STEP, self._log_key, self._gen, pickle.dumps(rest, 5))
         log.flush()  # its pieces first, with what upstream steps staged for this epoch
-        if commit:  # every generation up to this one is in the cut: dropped once it lands
-            self._commit(self._cut(), gen=self._gen)
+        self._commit(cut, gen=self._gen)
         state[STAGED_GEN] = self._gen
         return state
-
-    @property
-    def defers(self) -> bool:
-        """Whether a snapshot may leave rows uncommitted (see `snapshot`)."""
-        return self._log is not None or state_log.active() is None
 
     def wait(self) -> None:
         """Wait for the commit in flight; raise its `StoreError`, if any."""

@@ -2,22 +2,16 @@
 
 Per batch: replays the Delta table already holds are dropped; the rest go to the `features`
 topic at once (first: the scoring workers wait on it), to Redis at once (compare-and-set,
-sent while the next batch computes), and into Delta buffers. At each epoch snapshot the
-Redis write in flight is awaited and the Kafka producer flushed; every `commit_interval_s`
-(and when a buffer is large) the Delta buffers are then cut and committed in the
-background (`delta_commits`) — so whatever Delta holds was also acknowledged by Redis and
-Kafka, whatever a snapshot covers is in Delta or in the snapshot (its state log), and
-whatever it does not cover will be replayed into all three stores.
-
-Committing at every 1 s epoch cost the worker's process a commit per table per second
-(~50 ms each: Parquet files, a log entry, the table's new version read back) and left
-86,400 small files per table per day for `skewless compact`; every 5 s, a fifth of both.
+sent while the next batch computes), and into Delta buffers. At each epoch snapshot (and
+when a buffer is large) the Redis write in flight is awaited and the Kafka producer
+flushed, then the Delta buffers are cut and committed in the background
+(`delta_commits`) — so whatever Delta holds was also acknowledged by Redis and Kafka,
+whatever a snapshot covers is in Delta or in the snapshot, and whatever it does not cover
+will be replayed into all three stores.
 """
 
 from __future__ import annotations
 
-import math
-import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -55,7 +49,6 @@ class FeatureStoreConfig:
     features_topic: str | None
     write_raw: bool = True
     commit_rows: int = 50_000
-    commit_interval_s: float = 5.0  # at most this long between Delta commits, at snapshots
     schema_registry: dict[str, str] | None = None  # {"url": ...}: Confluent framing
 
 
@@ -85,8 +78,6 @@ class FeatureStorePartition(StatefulSinkPartition[StoreItem, dict[str, Any]]):
         self._writer = FeatureVectorWriter(fs)
         self._feature_rows = delta_tables.feature_rows(fs)
         self._commit_rows = config.commit_rows
-        self._commit_interval_s = config.commit_interval_s
-        self._committed_at = -math.inf  # the first snapshot commits: the run's first commit is slow
         self._features: DeltaAppender | None = None
         self._raw: DeltaAppender | None = None
         resume = resume or {}
@@ -147,7 +138,6 @@ class FeatureStorePartition(StatefulSinkPartition[StoreItem, dict[str, Any]]):
             if features.rows_buffered >= self._commit_rows:
                 self._acknowledge()
                 self._delta.submit()
-                self._committed_at = time.monotonic()
             else:
                 self._delta.log_new()
 
@@ -160,11 +150,7 @@ class FeatureStorePartition(StatefulSinkPartition[StoreItem, dict[str, Any]]):
 
     def snapshot(self) -> dict[str, Any]:
         self._acknowledge()
-        now = time.monotonic()
-        commit = now - self._committed_at >= self._commit_interval_s
-        if commit:
-            self._committed_at = now
-        return self._delta.snapshot(commit=commit)
+        return self._delta.snapshot()
 
     def close(self) -> None:
         try:
