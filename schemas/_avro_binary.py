@@ -13,13 +13,15 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 from schemas.codec import DecodeError
 
 __all__ = [
     "BadBodyError",
     "body_error",
+    "enum_at",
+    "enum_table",
     "long_at",
     "long_bytes",
     "millis_at",
@@ -90,6 +92,31 @@ def text_at(data: bytes, pos: int) -> tuple[str, int]:
         raise BadBodyError
     end = pos + (z >> 1)
     return data[pos:end].decode(), end
+
+
+T = TypeVar("T")
+
+
+def enum_table(symbols: Sequence[T]) -> list[T | None]:
+    """For `enum_at`: each byte's symbol where the byte is a whole index (00, 02, 04 ...)."""
+    table: list[T | None] = [None] * 256
+    table[0 : 2 * len(symbols) : 2] = symbols
+    return table
+
+
+def enum_at(
+    data: bytes, pos: int, table: Sequence[T | None], symbols: Sequence[T]
+) -> tuple[T, int]:
+    """The enum symbol at `pos` and the position after it: one byte looked up in `table`
+    (`enum_table(symbols)`), any other encoding of an index read as a varint.
+    """
+    symbol = table[data[pos]]
+    if symbol is not None:
+        return symbol, pos + 1
+    index, pos = long_at(data, pos)
+    if not 0 <= index < len(symbols):
+        raise BadBodyError
+    return symbols[index], pos
 
 
 # -- writing -----------------------------------------------------------------------

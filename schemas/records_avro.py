@@ -30,6 +30,8 @@ from typing import Any
 from schemas._avro_binary import (
     BadBodyError,
     body_error,
+    enum_at,
+    enum_table,
     long_at,
     long_bytes,
     millis_at,
@@ -91,10 +93,7 @@ class TransactionReader:
             raise ContractError(msg)
         channel = dict(self._fields)["channel"]
         self._symbols = tuple(Channel(symbol) for symbol in channel["symbols"])
-        # A one-byte enum index 0, 1, 2, ... is the byte 00, 02, 04, ...: its symbol by byte.
-        channels: list[Channel | None] = [None] * 256
-        channels[0 : 2 * len(self._symbols) : 2] = self._symbols
-        self._channels = channels
+        self._channels = enum_table(self._symbols)
 
     @property
     def fingerprint(self) -> bytes:
@@ -112,11 +111,7 @@ class TransactionReader:
             currency, pos = text_at(data, pos + 8)
             mcc, pos = text_at(data, pos)
             country, pos = text_at(data, pos)
-            channel = self._channels[data[pos]]
-            if channel is None:  # a non-canonical or out-of-range index
-                channel, pos = self._channel_at(data, pos)
-            else:
-                pos += 1
+            channel, pos = enum_at(data, pos, self._channels, self._symbols)
             event_time, pos = millis_at(data, pos)
             card_country, pos = _optional_text_at(data, pos)
             device_id, pos = _optional_text_at(data, pos)
@@ -138,13 +133,6 @@ class TransactionReader:
             None if card_country is None else _intern(card_country),
             device_id,
         )
-
-    def _channel_at(self, data: bytes, pos: int) -> tuple[Channel, int]:
-        """The `channel` symbol at `pos` in any varint encoding, and the position after it."""
-        n, pos = long_at(data, pos)
-        if not 0 <= n < len(self._symbols):
-            raise BadBodyError
-        return self._symbols[n], pos
 
     def _error(self, data: bytes, offset: int, exc: Exception) -> DecodeError:
         """The error naming the field `read` failed on: the body walked again, carefully."""
@@ -344,10 +332,7 @@ class PredictionReader:
         self._fingerprint = canonical_fingerprint(schema)
         self._fields: list[tuple[str, Any]] = [(f["name"], f["type"]) for f in schema["fields"]]
         self._decisions = _decision_symbols(schema)
-        # A one-byte enum index 0, 1, 2 is the byte 00, 02, 04: its decision by byte.
-        by_byte: list[Decision | None] = [None] * 256
-        by_byte[0 : 2 * len(self._decisions) : 2] = self._decisions
-        self._by_byte = by_byte
+        self._by_byte = enum_table(self._decisions)
 
     @property
     def fingerprint(self) -> bytes:
@@ -367,14 +352,7 @@ class PredictionReader:
                 raise BadBodyError
             (score,) = _DOUBLE(data, pos + 1)
             pos += 9
-            decision = self._by_byte[data[pos]]
-            if decision is None:  # a non-canonical or out-of-range index
-                index, pos = long_at(data, pos)
-                if not 0 <= index < len(self._decisions):
-                    raise BadBodyError
-                decision = self._decisions[index]
-            else:
-                pos += 1
+            decision, pos = enum_at(data, pos, self._by_byte, self._decisions)
             event_time, pos = millis_at(data, pos)
             scored_at, pos = millis_at(data, pos)
             source_timestamp, pos = millis_at(data, pos)

@@ -1,10 +1,32 @@
-"""Helpers shared by the tests of the own-schema Avro body readers (vector and records)."""
+"""Helpers shared by the tests of the own-schema Avro body readers and writers."""
 
 from __future__ import annotations
 
+from functools import cache
+
+from confluent_kafka.schema_registry import SchemaRegistryClient
 from hypothesis import strategies as st
 
-from schemas.codec import AvroCodec, DecodeError
+from schemas.codec import AvroCodec, DecodeError, Framing
+from schemas.contracts import SchemaName, load_schema
+
+
+@cache
+def codecs(name: SchemaName) -> tuple[AvroCodec, AvroCodec, AvroCodec]:
+    """Single-object producer, Confluent producer (topic `name`), consumer (registry only)."""
+    schema = load_schema(name)
+    registry = SchemaRegistryClient.new_client({"url": f"mock://body-cases-{name}"})
+    return (
+        AvroCodec(schema),
+        AvroCodec(schema, registry=registry, topic=name),
+        AvroCodec(schema, registry=registry),
+    )
+
+
+def producer(name: SchemaName, framing: Framing) -> AvroCodec:
+    """The producer codec of `codecs(name)` that frames as `framing`."""
+    single_object, confluent, _ = codecs(name)
+    return single_object if framing is Framing.SINGLE_OBJECT else confluent
 
 
 def resolved_offset(consumer: AvroCodec, data: bytes) -> int:

@@ -37,9 +37,10 @@ from schemas.features.fraud import FRAUD_FEATURES
 from schemas.records import Prediction, Transaction
 from skewless.native import ROOT, compiled_modules
 from tests.native import source_module
+from tests.schemas.body_cases import codecs
 from tests.schemas.test_feature_kernels import COUNTED_FROMS, LATENESS_MIN, MCCS, OFFSETS
 from tests.schemas.test_prediction_avro import predictions
-from tests.schemas.test_records_avro import codecs, transactions
+from tests.schemas.test_records_avro import transactions
 from tests.schemas.vector_cases import fs_and_vectors
 
 _T0 = 1_767_225_600_000
@@ -142,7 +143,7 @@ def test_vector_encodings_compiled_equal_their_source(
 
 @given(transactions)
 def test_transaction_bodies_compiled_equal_their_source(txn: Transaction) -> None:
-    body = codecs()[0].encode(txn.to_avro())[10:]  # the single-object producer's
+    body = codecs("Transaction")[0].encode(txn.to_avro())[10:]  # the single-object producer's
     got = records_avro.TransactionReader().read(body)
     want = _source(records_avro).TransactionReader().read(body)
     assert _bits(astuple(got)) == _bits(astuple(want))

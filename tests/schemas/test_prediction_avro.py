@@ -6,12 +6,10 @@ Both raise errors naming the field for what does not fit or does not read.
 from __future__ import annotations
 
 import struct
-from functools import cache
 from io import BytesIO
 from typing import Any
 
 import pytest
-from confluent_kafka.schema_registry import SchemaRegistryClient
 from fastavro import parse_schema, schemaless_writer
 from hypothesis import given
 from hypothesis import strategies as st
@@ -23,7 +21,14 @@ from schemas.contracts import load_schema
 from schemas.errors import ContractError
 from schemas.records import Decision, Prediction
 from schemas.records_avro import PredictionReader, PredictionWriter
-from tests.schemas.body_cases import corrupted, names_the_problem, resolved_offset, varint
+from tests.schemas.body_cases import (
+    codecs,
+    corrupted,
+    names_the_problem,
+    producer,
+    resolved_offset,
+    varint,
+)
 from tests.schemas.test_records_avro import _doubles, _millis, _texts
 
 READER = PredictionReader()
@@ -64,18 +69,6 @@ def example(**changes: Any) -> Prediction:
     return Prediction(**{**fields, **changes})
 
 
-@cache
-def codecs() -> tuple[AvroCodec, AvroCodec, AvroCodec]:
-    """Single-object producer, Confluent producer, consumer (registry only)."""
-    schema = load_schema("Prediction")
-    registry = SchemaRegistryClient.new_client({"url": "mock://prediction-writer"})
-    return (
-        AvroCodec(schema),
-        AvroCodec(schema, registry=registry, topic="predictions"),
-        AvroCodec(schema, registry=registry),
-    )
-
-
 def fastavro_body(prediction: Prediction) -> bytes:
     buf = BytesIO()
     schemaless_writer(buf, parse_schema(load_schema("Prediction")), prediction.to_avro())
@@ -102,10 +95,9 @@ def test_repeated_model_texts_are_written_the_same_every_time() -> None:
 def test_framed_body_equals_encode_and_round_trips(
     prediction: Prediction, framing: Framing
 ) -> None:
-    single_object, confluent, consumer = codecs()
-    producer = single_object if framing is Framing.SINGLE_OBJECT else confluent
-    data = producer.frame(PredictionWriter().body(prediction))
-    assert data == producer.encode(prediction.to_avro())
+    codec, consumer = producer("Prediction", framing), codecs("Prediction")[2]
+    data = codec.frame(PredictionWriter().body(prediction))
+    assert data == codec.encode(prediction.to_avro())
     back = Prediction.from_avro(consumer.decode(data))
     assert PredictionWriter().body(back) == PredictionWriter().body(prediction)  # NaN too
 
@@ -156,13 +148,18 @@ def _slow(codec: AvroCodec, data: bytes) -> Prediction:
     return Prediction.from_avro(codec.decode(data))
 
 
+def _slow_body(body: bytes) -> Prediction:
+    """The slow path's record of a bare body (framed single-object first)."""
+    codec = codecs("Prediction")[0]
+    return _slow(codec, codec.frame(body))
+
+
 @given(predictions, _FRAMINGS)
 def test_reads_the_prediction_the_slow_path_decodes(
     prediction: Prediction, framing: Framing
 ) -> None:
-    single_object, confluent, consumer = codecs()
-    producer = single_object if framing is Framing.SINGLE_OBJECT else confluent
-    data = producer.encode(prediction.to_avro())
+    consumer = codecs("Prediction")[2]
+    data = producer("Prediction", framing).encode(prediction.to_avro())
     offset = resolved_offset(consumer, data)
     got = READER.read(data, offset)
     assert _bits(got) == _bits(prediction) == _bits(_slow(consumer, data))
@@ -170,7 +167,7 @@ def test_reads_the_prediction_the_slow_path_decodes(
 
 
 def test_reader_and_codec_agree_on_the_schema_fingerprint() -> None:
-    assert READER.fingerprint == codecs()[0].fingerprint
+    assert READER.fingerprint == codecs("Prediction")[0].fingerprint
 
 
 @given(predictions)
@@ -196,7 +193,7 @@ def _read_or_error(body: bytes) -> None:
     if isinstance(got, DecodeError):
         assert _names_the_problem(got), got
     else:
-        assert _bits(got) == _bits(_slow(codecs()[0], codecs()[0].frame(body)))
+        assert _bits(got) == _bits(_slow_body(body))
 
 
 @given(st.binary(max_size=120))
@@ -246,7 +243,7 @@ def test_other_valid_encodings_read_as_the_slow_path_does(
     fields: dict[str, bytes], changes: dict[str, Any]
 ) -> None:
     body = _body(**fields)
-    assert READER.read(body) == example(**changes) == _slow(codecs()[0], codecs()[0].frame(body))
+    assert READER.read(body) == example(**changes) == _slow_body(body)
 
 
 @pytest.mark.parametrize(

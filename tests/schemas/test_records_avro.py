@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import copy
 import struct
-from functools import cache
 from typing import Any
 
 import pytest
@@ -21,7 +20,14 @@ from schemas.contracts import load_schema
 from schemas.errors import ContractError
 from schemas.records import Channel, Transaction
 from schemas.records_avro import TransactionReader, TransactionWriter
-from tests.schemas.body_cases import corrupted, names_the_problem, resolved_offset, varint
+from tests.schemas.body_cases import (
+    codecs,
+    corrupted,
+    names_the_problem,
+    producer,
+    resolved_offset,
+    varint,
+)
 
 READER = TransactionReader()
 WRITER = TransactionWriter()
@@ -67,18 +73,6 @@ def example(**changes: Any) -> Transaction:
     return Transaction(**{**fields, **changes})
 
 
-@cache
-def codecs() -> tuple[AvroCodec, AvroCodec, AvroCodec]:
-    """Single-object producer, Confluent producer, consumer (registry only)."""
-    schema = load_schema("Transaction")
-    registry = SchemaRegistryClient.new_client({"url": "mock://records-avro"})
-    return (
-        AvroCodec(schema),
-        AvroCodec(schema, registry=registry, topic="transactions"),
-        AvroCodec(schema, registry=registry),
-    )
-
-
 def _fields(txn: Transaction) -> list[Any]:
     """The transaction's fields with the amount as bytes: NaN payloads compare, bit exact."""
     fields = list(astuple(txn))
@@ -97,14 +91,12 @@ def _slow(codec: AvroCodec, data: bytes) -> Transaction:
 
 
 def _framed(txn: Transaction, framing: Framing) -> bytes:
-    single_object, confluent, _ = codecs()
-    producer = single_object if framing is Framing.SINGLE_OBJECT else confluent
-    return producer.encode(txn.to_avro())
+    return producer("Transaction", framing).encode(txn.to_avro())
 
 
 def _consumer(data: bytes) -> tuple[AvroCodec, int]:
     """The consumer codec, after it resolved the header of `data`, and its body offset."""
-    consumer = codecs()[2]
+    consumer = codecs("Transaction")[2]
     return consumer, resolved_offset(consumer, data)
 
 
@@ -126,13 +118,14 @@ def test_reads_the_transaction_the_slow_path_decodes(txn: Transaction, framing: 
 
 
 def test_reads_a_bare_body_from_offset_zero() -> None:
-    data = codecs()[0].encode(example().to_avro())
+    data = codecs("Transaction")[0].encode(example().to_avro())
     assert READER.read(data[10:]) == example()
 
 
 def test_entity_and_category_strings_are_one_object_per_value() -> None:
     first, second = (
-        READER.read(codecs()[0].encode(example(event_id=e).to_avro())[10:]) for e in ("1", "2")
+        READER.read(codecs("Transaction")[0].encode(example(event_id=e).to_avro())[10:])
+        for e in ("1", "2")
     )
     for field in ("card_id", "merchant_id", "currency", "mcc", "country", "card_country"):
         assert getattr(first, field) is getattr(second, field), field
@@ -142,14 +135,15 @@ def test_reader_and_codec_agree_on_the_schema_fingerprint() -> None:
     assert READER.fingerprint == AvroCodec(load_schema("Transaction")).fingerprint
 
 
-def test_a_schema_the_reader_was_not_written_for_is_a_contract_error(
-    monkeypatch: pytest.MonkeyPatch,
+@pytest.mark.parametrize("user", [TransactionReader, TransactionWriter])
+def test_a_schema_they_were_not_written_for_is_a_contract_error(
+    monkeypatch: pytest.MonkeyPatch, user: type[Any]
 ) -> None:
     schema = load_schema("Transaction")
     schema["fields"][3]["type"] = "float"
     monkeypatch.setattr(records_avro, "load_schema", lambda name: schema)
     with pytest.raises(ContractError, match=r"the schema has .*\('amount', 'float'\)"):
-        TransactionReader()
+        user()
 
 
 # -- other writer schemas -----------------------------------------------------------
@@ -206,20 +200,20 @@ def _read_or_error(data: bytes) -> None:
     if isinstance(got, DecodeError):
         assert _names_the_problem(got), got
     else:
-        _assert_same(got, _slow(codecs()[0], data))
+        _assert_same(got, _slow(codecs("Transaction")[0], data))
 
 
 @given(st.binary(max_size=200))
 def test_a_garbage_body_is_a_decode_error_or_the_slow_paths_record(body: bytes) -> None:
-    _read_or_error(codecs()[0].frame(body))
+    _read_or_error(codecs("Transaction")[0].frame(body))
 
 
 @given(transactions, st.data())
 def test_a_corrupted_body_is_a_decode_error_or_the_slow_paths_record(
     txn: Transaction, data: st.DataObject
 ) -> None:
-    body = corrupted(codecs()[0].encode(txn.to_avro())[10:], data)
-    _read_or_error(codecs()[0].frame(body))
+    body = corrupted(codecs("Transaction")[0].encode(txn.to_avro())[10:], data)
+    _read_or_error(codecs("Transaction")[0].frame(body))
 
 
 def _body(**fields: bytes) -> bytes:
@@ -260,9 +254,9 @@ def test_the_example_body_reads_as_its_transaction() -> None:
 def test_other_valid_encodings_read_as_the_slow_path_does(
     fields: dict[str, bytes], changes: dict[str, Any]
 ) -> None:
-    data = codecs()[0].frame(_body(**fields))
+    data = codecs("Transaction")[0].frame(_body(**fields))
     expected = example(**{"device_id": "d-1", **changes})
-    assert READER.read(data, 10) == expected == _slow(codecs()[0], data)
+    assert READER.read(data, 10) == expected == _slow(codecs("Transaction")[0], data)
 
 
 _FP = READER.fingerprint.hex()
@@ -357,9 +351,8 @@ def test_a_varint_cut_short_by_the_end_is_a_truncated_payload() -> None:
 def test_writer_gives_the_codecs_bytes_for_any_transaction(
     txn: Transaction, framing: Framing
 ) -> None:
-    single_object, confluent, _ = codecs()
-    producer = single_object if framing is Framing.SINGLE_OBJECT else confluent
-    assert producer.frame(WRITER.body(txn)) == producer.encode(txn.to_avro())
+    codec = producer("Transaction", framing)
+    assert codec.frame(WRITER.body(txn)) == codec.encode(txn.to_avro())
 
 
 @pytest.mark.parametrize(
@@ -377,13 +370,3 @@ def test_a_transaction_that_does_not_fit_is_an_encode_error_naming_it(
 ) -> None:
     with pytest.raises(EncodeError, match=r"^cannot encode the transaction 'e-1': .*" + message):
         WRITER.body(example(**changes))
-
-
-def test_a_schema_the_writer_was_not_written_for_is_a_contract_error(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    schema = load_schema("Transaction")
-    schema["fields"][3]["type"] = "float"
-    monkeypatch.setattr(records_avro, "load_schema", lambda name: schema)
-    with pytest.raises(ContractError, match=r"TransactionWriter .*\('amount', 'float'\)"):
-        TransactionWriter()
