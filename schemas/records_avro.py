@@ -41,13 +41,14 @@ from schemas._avro_binary import (
 )
 from schemas._json_input import FieldError, to_datum
 from schemas.codec import DecodeError, EncodeError, canonical_fingerprint
-from schemas.contracts import load_schema
+from schemas.contracts import SchemaName, load_schema
 from schemas.errors import ContractError
 from schemas.records import Channel, Decision, Prediction, Transaction
 
 __all__ = ["PredictionReader", "PredictionWriter", "TransactionReader", "TransactionWriter"]
 
-# The fields `read` is written for, in order: a changed schema must change `read` too.
+# The fields the transaction reader and writer are written for, in order: a changed schema
+# must change them too.
 _LAYOUT = (
     ("event_id", "string"),
     ("card_id", "string"),
@@ -80,17 +81,10 @@ class TransactionReader:
     __slots__ = ("_channels", "_fields", "_fingerprint", "_name", "_symbols")
 
     def __init__(self) -> None:
-        schema = load_schema("Transaction")
+        schema = _schema("Transaction", _LAYOUT, "TransactionReader")
         self._name = f"{schema['namespace']}.{schema['name']}"
         self._fingerprint = canonical_fingerprint(schema)
         self._fields: list[tuple[str, Any]] = [(f["name"], f["type"]) for f in schema["fields"]]
-        layout = tuple((name, type_label(avro_type)) for name, avro_type in self._fields)
-        if layout != _LAYOUT:
-            msg = (
-                f"TransactionReader reads {self._name} with the fields {list(_LAYOUT)!r}, "
-                f"the schema has {list(layout)!r}: update schemas/records_avro.py"
-            )
-            raise ContractError(msg)
         channel = dict(self._fields)["channel"]
         self._symbols = tuple(Channel(symbol) for symbol in channel["symbols"])
         self._channels = enum_table(self._symbols)
@@ -165,15 +159,7 @@ class TransactionWriter:
     __slots__ = ("_channels", "_schema")
 
     def __init__(self) -> None:
-        schema = self._schema = load_schema("Transaction")
-        layout = tuple((f["name"], type_label(f["type"])) for f in schema["fields"])
-        if layout != _LAYOUT:
-            msg = (
-                f"TransactionWriter is written for skewless.Transaction with the fields "
-                f"{list(_LAYOUT)!r}, the schema has {list(layout)!r}: "
-                "update schemas/records_avro.py"
-            )
-            raise ContractError(msg)
+        schema = self._schema = _schema("Transaction", _LAYOUT, "TransactionWriter")
         symbols = next(f["type"]["symbols"] for f in schema["fields"] if f["name"] == "channel")
         self._channels = {Channel(s): long_bytes(i) for i, s in enumerate(symbols)}
 
@@ -258,7 +244,7 @@ class PredictionWriter:
     __slots__ = ("_decisions", "_schema", "_texts")
 
     def __init__(self) -> None:
-        schema = self._schema = _prediction_schema("PredictionWriter")
+        schema = self._schema = _schema("Prediction", _PREDICTION_LAYOUT, "PredictionWriter")
         self._decisions = {d: long_bytes(i) for i, d in enumerate(_decision_symbols(schema))}
         # Model names, versions and variants repeat on every prediction: encoded once each.
         self._texts: dict[str, bytes] = {}
@@ -327,7 +313,7 @@ class PredictionReader:
     __slots__ = ("_by_byte", "_decisions", "_fields", "_fingerprint", "_name")
 
     def __init__(self) -> None:
-        schema = _prediction_schema("PredictionReader")
+        schema = _schema("Prediction", _PREDICTION_LAYOUT, "PredictionReader")
         self._name = f"{schema['namespace']}.{schema['name']}"
         self._fingerprint = canonical_fingerprint(schema)
         self._fields: list[tuple[str, Any]] = [(f["name"], f["type"]) for f in schema["fields"]]
@@ -379,15 +365,14 @@ class PredictionReader:
         return body_error(self._name, self._fingerprint, self._fields, data, offset, exc)
 
 
-def _prediction_schema(user: str) -> dict[str, Any]:
-    """The `Prediction` schema, checked to have the fields `user` is written for."""
-    schema = load_schema("Prediction")
-    layout = tuple((f["name"], type_label(f["type"])) for f in schema["fields"])
-    if layout != _PREDICTION_LAYOUT:
+def _schema(name: SchemaName, layout: tuple[tuple[str, str], ...], user: str) -> dict[str, Any]:
+    """Schema `name`, checked to have the fields (name, type label) `user` is written for."""
+    schema = load_schema(name)
+    found = tuple((f["name"], type_label(f["type"])) for f in schema["fields"])
+    if found != layout:
         msg = (
-            f"{user} is written for skewless.Prediction with the fields "
-            f"{list(_PREDICTION_LAYOUT)!r}, the schema has {list(layout)!r}: "
-            "update schemas/records_avro.py"
+            f"{user} is written for skewless.{name} with the fields {list(layout)!r}, "
+            f"the schema has {list(found)!r}: update schemas/records_avro.py"
         )
         raise ContractError(msg)
     return schema
