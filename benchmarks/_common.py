@@ -174,7 +174,7 @@ def _environment() -> dict[str, Any]:
 def _python_speed(steps: int = 2_000_000) -> float:
     """Nanoseconds per step of a plain Python loop, best of 3: this machine's speed now.
 
-    The machines are shared: the same code measured up to 2.5x apart on different days.
+    The machines are shared: the same code measured up to 2.7x apart on different days.
     Figures compare only with figures of a similar speed; ratios to a floor measured in
     the same run travel better.
     """
