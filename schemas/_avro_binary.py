@@ -15,10 +15,11 @@ import struct
 from collections.abc import Mapping, Sequence
 from typing import Any, TypeVar
 
-from schemas.codec import DecodeError
+from schemas.codec import DecodeError, canonical_fingerprint
 
 __all__ = [
     "BadBodyError",
+    "BodySchema",
     "body_error",
     "enum_at",
     "enum_table",
@@ -168,6 +169,30 @@ def type_label(avro_type: Any) -> str:
             return f"enum {avro_type['name']}"
         return type_label(avro_type["type"])
     return str(avro_type)
+
+
+class BodySchema:
+    """The one schema a direct reader reads: its full name, fingerprint and fields.
+
+    `fields` default to the schema's (name, type) pairs; `error` is `body_error` for it.
+    """
+
+    __slots__ = ("fields", "fingerprint", "name")
+
+    def __init__(
+        self, schema: Mapping[str, Any], fields: Sequence[tuple[str, Any]] | None = None
+    ) -> None:
+        self.name = f"{schema['namespace']}.{schema['name']}"
+        self.fingerprint = canonical_fingerprint(schema)
+        self.fields = (
+            list(fields)
+            if fields is not None
+            else [(f["name"], f["type"]) for f in schema["fields"]]
+        )
+
+    def error(self, data: bytes, offset: int, exc: Exception) -> DecodeError:
+        """The error naming the field a fast read failed on: the body walked again, carefully."""
+        return body_error(self.name, self.fingerprint, self.fields, data, offset, exc)
 
 
 def body_error(

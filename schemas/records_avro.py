@@ -29,7 +29,7 @@ from typing import Any
 
 from schemas._avro_binary import (
     BadBodyError,
-    body_error,
+    BodySchema,
     enum_at,
     enum_table,
     long_at,
@@ -40,7 +40,7 @@ from schemas._avro_binary import (
     type_label,
 )
 from schemas._json_input import FieldError, to_datum
-from schemas.codec import DecodeError, EncodeError, canonical_fingerprint
+from schemas.codec import EncodeError
 from schemas.contracts import SchemaName, load_schema
 from schemas.errors import ContractError
 from schemas.records import Channel, Decision, Prediction, Transaction
@@ -78,21 +78,18 @@ class TransactionReader:
     as the last symbol or branch).
     """
 
-    __slots__ = ("_channels", "_fields", "_fingerprint", "_name", "_symbols")
+    __slots__ = ("_body", "_channels", "_symbols")
 
     def __init__(self) -> None:
-        schema = _schema("Transaction", _LAYOUT, "TransactionReader")
-        self._name = f"{schema['namespace']}.{schema['name']}"
-        self._fingerprint = canonical_fingerprint(schema)
-        self._fields: list[tuple[str, Any]] = [(f["name"], f["type"]) for f in schema["fields"]]
-        channel = dict(self._fields)["channel"]
+        self._body = BodySchema(_schema("Transaction", _LAYOUT, "TransactionReader"))
+        channel = dict(self._body.fields)["channel"]
         self._symbols = tuple(Channel(symbol) for symbol in channel["symbols"])
         self._channels = enum_table(self._symbols)
 
     @property
     def fingerprint(self) -> bytes:
         """CRC-64-AVRO fingerprint of the schema it reads (as `AvroCodec.fingerprint`)."""
-        return self._fingerprint
+        return self._body.fingerprint
 
     def read(self, data: bytes, offset: int = 0) -> Transaction:
         """The transaction in the body that starts at `offset` and ends with `data`."""
@@ -113,7 +110,7 @@ class TransactionReader:
                 raise BadBodyError
         except (BadBodyError, IndexError, ValueError, struct.error) as exc:
             # A string cut short slices short, but the next field then starts past the end.
-            raise self._error(data, offset, exc) from exc
+            raise self._body.error(data, offset, exc) from exc
         return Transaction(
             event_id,
             _intern(card_id),
@@ -127,10 +124,6 @@ class TransactionReader:
             None if card_country is None else _intern(card_country),
             device_id,
         )
-
-    def _error(self, data: bytes, offset: int, exc: Exception) -> DecodeError:
-        """The error naming the field `read` failed on: the body walked again, carefully."""
-        return body_error(self._name, self._fingerprint, self._fields, data, offset, exc)
 
 
 def _optional_text_at(data: bytes, pos: int) -> tuple[str | None, int]:
@@ -310,20 +303,18 @@ class PredictionReader:
     field (see `TransactionReader`).
     """
 
-    __slots__ = ("_by_byte", "_decisions", "_fields", "_fingerprint", "_name")
+    __slots__ = ("_body", "_by_byte", "_decisions")
 
     def __init__(self) -> None:
         schema = _schema("Prediction", _PREDICTION_LAYOUT, "PredictionReader")
-        self._name = f"{schema['namespace']}.{schema['name']}"
-        self._fingerprint = canonical_fingerprint(schema)
-        self._fields: list[tuple[str, Any]] = [(f["name"], f["type"]) for f in schema["fields"]]
+        self._body = BodySchema(schema)
         self._decisions = _decision_symbols(schema)
         self._by_byte = enum_table(self._decisions)
 
     @property
     def fingerprint(self) -> bytes:
         """CRC-64-AVRO fingerprint of the schema it reads (as `AvroCodec.fingerprint`)."""
-        return self._fingerprint
+        return self._body.fingerprint
 
     def read(self, data: bytes, offset: int = 0) -> Prediction:
         """The prediction in the body that starts at `offset` and ends with `data`."""
@@ -345,7 +336,7 @@ class PredictionReader:
             if pos != len(data):
                 raise BadBodyError
         except (BadBodyError, IndexError, ValueError, struct.error) as exc:
-            raise self._error(data, offset, exc) from exc
+            raise self._body.error(data, offset, exc) from exc
         return Prediction(
             event_id,
             card_id,
@@ -359,10 +350,6 @@ class PredictionReader:
             scored_at,
             source_timestamp,
         )
-
-    def _error(self, data: bytes, offset: int, exc: Exception) -> DecodeError:
-        """The error naming the field `read` failed on: the body walked again, carefully."""
-        return body_error(self._name, self._fingerprint, self._fields, data, offset, exc)
 
 
 def _schema(name: SchemaName, layout: tuple[tuple[str, str], ...], user: str) -> dict[str, Any]:

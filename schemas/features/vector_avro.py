@@ -15,7 +15,7 @@ import struct
 
 from schemas._avro_binary import (
     BadBodyError,
-    body_error,
+    BodySchema,
     long_bytes,
     millis_at,
     string_bytes,
@@ -23,7 +23,7 @@ from schemas._avro_binary import (
     varint_at,
 )
 from schemas._json_input import FieldError, to_datum
-from schemas.codec import DecodeError, EncodeError, canonical_fingerprint
+from schemas.codec import EncodeError
 from schemas.features.definition import FeatureSet
 from schemas.features.vector import FeatureVector, feature_vector_schema
 
@@ -113,24 +113,17 @@ class FeatureVectorReader:
     reads a boolean byte 2 as true and wraps overlong or out-of-range varints).
     """
 
-    __slots__ = (
-        "_doubles",
-        "_fields",
-        "_fingerprint",
-        "_keys",
-        "_name",
-        "_version",
-        "_version_avro",
-    )
+    __slots__ = ("_body", "_doubles", "_keys", "_version", "_version_avro")
 
     def __init__(self, feature_set: FeatureSet) -> None:
         schema = feature_vector_schema(feature_set)
-        self._name = f"{schema['namespace']}.{schema['name']}"
-        self._fingerprint = canonical_fingerprint(schema)
-        self._fields: list[tuple[str, str]] = [
-            (f["name"], f["type"] if isinstance(f["type"], str) else f["type"]["type"])
-            for f in schema["fields"]
-        ]
+        self._body = BodySchema(
+            schema,
+            [
+                (f["name"], f["type"] if isinstance(f["type"], str) else f["type"]["type"])
+                for f in schema["fields"]
+            ],
+        )
         self._keys = range(len(feature_set.entities))
         self._doubles = struct.Struct(f"<{len(feature_set.feature_names)}d")
         self._version = feature_set.version
@@ -139,7 +132,7 @@ class FeatureVectorReader:
     @property
     def fingerprint(self) -> bytes:
         """CRC-64-AVRO fingerprint of the schema it reads (as `AvroCodec.fingerprint`)."""
-        return self._fingerprint
+        return self._body.fingerprint
 
     def read(self, data: bytes, offset: int = 0) -> FeatureVector:
         """The vector in the body that starts at `offset` and ends with `data`."""
@@ -174,7 +167,7 @@ class FeatureVectorReader:
                 raise BadBodyError
         except (BadBodyError, IndexError, ValueError, struct.error) as exc:
             # A string cut short slices short, but the next field then starts past the end.
-            raise self._error(data, offset, exc) from exc
+            raise self._body.error(data, offset, exc) from exc
         return FeatureVector(
             event_id,
             tuple(keys),
@@ -187,7 +180,3 @@ class FeatureVectorReader:
             late == 1,
             values,
         )
-
-    def _error(self, data: bytes, offset: int, exc: Exception) -> DecodeError:
-        """The error naming the field `read` failed on: the body walked again, carefully."""
-        return body_error(self._name, self._fingerprint, self._fields, data, offset, exc)
