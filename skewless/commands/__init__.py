@@ -22,10 +22,7 @@ def register_all(app: typer.Typer) -> None:
     offline_data.register(app)
     report.register(app)
 
-    from skewless.commands import serve
+    from skewless.commands import demo, serve
 
     serve.register(app)
-
-    from skewless.demo import demo_command
-
-    app.command("demo")(demo_command)
+    demo.register(app)

@@ -1,4 +1,4 @@
-"""`skewless demo`: the steps in order, then a summary table and `--json` summary."""
+"""The demo's story: the steps in order, then a summary table and `--json` summary."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import shutil
 import statistics
 from collections import Counter
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
 import typer
 
@@ -27,7 +27,7 @@ from skewless.services import embedded_services
 from skewless.settings import load_settings
 from streams.topic_reader import read_to_end
 
-__all__ = ["demo_command"]
+__all__ = ["run_demo"]
 
 _LIVE_RATE = 1_000.0
 _LIVE_EVENTS = 5_000
@@ -163,15 +163,8 @@ def _story(ctx: DemoContext, events: int) -> dict[str, Any]:
     return result
 
 
-def demo_command(
-    events: Annotated[
-        int, typer.Option(min=20_000, help="Transactions in the first month.")
-    ] = 150_000,
-    json_out: Annotated[
-        Path | None, typer.Option("--json", help="Write the summary as JSON here.")
-    ] = None,
-) -> None:
-    """The whole story on embedded services: features, training, scoring, drift, rollout."""
+def run_demo(events: int, json_out: Path | None) -> None:
+    """The whole story on embedded services; exits 1 if the skew audit finds a mismatch."""
     base = load_settings()
     home = base.state_dir / "demo"
     shutil.rmtree(home, ignore_errors=True)
