@@ -8,6 +8,7 @@ private state directory, and stop only what they started. Results go to
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import platform
@@ -41,6 +42,7 @@ __all__ = [
     "bench_services",
     "delete_prefix",
     "fresh_topic",
+    "frozen_heap",
     "median",
     "percentile",
     "produce_all",
@@ -195,6 +197,23 @@ def write_result(name: str, payload: Mapping[str, Any]) -> Path:
     document = {"benchmark": name, "environment": _environment(), **payload}
     path.write_text(json.dumps(document, indent=2, sort_keys=False) + "\n", encoding="utf-8")
     return path
+
+
+@contextmanager
+def frozen_heap() -> Iterator[None]:
+    """No long garbage collections in the benchmark's own process while it measures.
+
+    A benchmark process holds what it imported (MLflow, Arrow, pandas: ~400,000 objects)
+    and a full collection walks all of it with the interpreter lock held: 190-310 ms in
+    `benchmarks/scoring.py`, once or twice per 10 s phase, while its paced producer and
+    its watcher wait. Frozen first, collections walk only what the measurement allocates.
+    """
+    gc.collect()
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
 
 
 @contextmanager

@@ -51,6 +51,7 @@ from _common import (
     bench_services,
     delete_prefix,
     fresh_topic,
+    frozen_heap,
     median,
     percentile,
     produce_all,
@@ -436,15 +437,16 @@ def freshness(opts: Options, services: BenchServices, workdir: Path) -> dict[str
         probe = VisibilityProbe(
             client, keys, index_of, range(opts.warmup, total, opts.sample_every)
         )
-        producer.start()
-        _watch(
-            probe,
-            lambda: producer.produced,
-            worker,
-            timeout_s=opts.seconds + 60,
-            poll_s=opts.poll_ms / 1000,
-        )
-        producer.join()
+        with frozen_heap():
+            producer.start()
+            _watch(
+                probe,
+                lambda: producer.produced,
+                worker,
+                timeout_s=opts.seconds + 60,
+                poll_s=opts.poll_ms / 1000,
+            )
+            producer.join()
         if producer.error is not None:
             raise RuntimeError(f"paced producer failed: {producer.error}") from producer.error
     except BaseException:

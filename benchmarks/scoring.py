@@ -49,6 +49,7 @@ from _common import (
     BenchServices,
     bench_services,
     fresh_topic,
+    frozen_heap,
     percentile,
     stop_process,
     write_result,
@@ -184,14 +185,15 @@ def run_rate(
             live=True,
         )
 
-    started_ms = time.time_ns() // 1_000_000
-    thread = threading.Thread(target=producer, daemon=True)
-    thread.start()
-    while thread.is_alive():
-        watch.poll()
-    report = done["report"]
-    prefix = f"live-{_run_ms(watch, started_ms)}"
-    drained = _wait(watch, prefix, report.events, workers, timeout_s=180)
+    with frozen_heap():
+        started_ms = time.time_ns() // 1_000_000
+        thread = threading.Thread(target=producer, daemon=True)
+        thread.start()
+        while thread.is_alive():
+            watch.poll()
+        report = done["report"]
+        prefix = f"live-{_run_ms(watch, started_ms)}"
+        drained = _wait(watch, prefix, report.events, workers, timeout_s=180)
     rows = [(e, t) for e, t in watch.served.items() if e.startswith(prefix)]
     e2e = [float(p - s) for _, (p, s) in rows]
     feature = [float(watch.feature_ts[e] - s) for e, (_, s) in rows if e in watch.feature_ts]
