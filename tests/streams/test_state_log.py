@@ -87,6 +87,31 @@ def test_staged_generations_are_written_by_flush_and_dropped_by_a_crash(
     again.close()
 
 
+def test_a_flow_that_ends_keeps_what_its_steps_staged_last_and_a_failed_one_drops_it(
+    tmp_path: Path,
+) -> None:
+    """Bytewax may close the sink at the end of input without its snapshot, after the
+    steps staged the generations that its last committed snapshot refers to."""
+    with state_log.opened(tmp_path) as log:
+        assert log is not None
+        log.resume("view", "00", 0)
+        log.stage("view", "00", 1, b"the last epoch")
+
+    def failing_flow() -> None:
+        with state_log.opened(tmp_path) as log:
+            assert log is not None
+            assert log.resume("view", "00", 1) == [b"the last epoch"]
+            log.stage("view", "00", 2, b"a failed flow's")
+            raise RuntimeError
+
+    with pytest.raises(RuntimeError):
+        failing_flow()
+    with state_log.opened(tmp_path) as log:
+        assert log is not None
+        with pytest.raises(StateLogError, match="ends at generation 1"):
+            log.resume("view", "00", 2)
+
+
 def test_a_log_that_ends_before_the_snapshot_is_refused_with_the_fix(tmp_path: Path) -> None:
     log = _five_generations(tmp_path)
     with pytest.raises(StateLogError, match=r"ends at generation 5.*refers to 6.*backfill"):
