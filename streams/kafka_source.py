@@ -8,7 +8,8 @@ named `"<partition>-<topic>"`, a partition's snapshot is the next offset to read
 consumer is `assign()`ed (no group rebalance) at the resume offset or the beginning.
 
 Bounded, a partition ends at the end of the log as of reading it (librdkafka's partition
-EOF); live, it tails forever. Consumer errors other than EOF stop the flow with the
+EOF); live, it tails forever. Either way it ends at its next poll once the dataflow is
+asked to stop (`streams.stop`). Consumer errors other than EOF stop the flow with the
 partition named.
 """
 
@@ -20,6 +21,7 @@ from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
 from confluent_kafka.admin import AdminClient
 
+from streams import stop
 from streams.errors import SourceError
 from streams.features.decode import SourceRecord
 from streams.kafka_assign import assign
@@ -46,7 +48,7 @@ class _KafkaPartition(StatefulSourcePartition[SourceRecord, int]):
         self._eof = False
 
     def next_batch(self) -> list[SourceRecord]:
-        if self._eof:
+        if self._eof or stop.requested():
             raise StopIteration
         batch: list[SourceRecord] = []
         for msg in self._consumer.consume(self._batch, 0.001):

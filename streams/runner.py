@@ -1,4 +1,7 @@
-"""Run a dataflow in this process: workers, epochs, recovery, and a clean stop on SIGTERM.
+"""Run a dataflow in this process: workers, epochs, recovery, and a clean stop on a signal.
+
+The first SIGTERM or SIGINT ends the sources at their next poll and lets the flow drain,
+snapshot and close its sinks (`streams.stop`); a second stops at once.
 
 While a dataflow runs, the cyclic garbage collector is tuned for a streaming worker: a few
 objects per event die young against a large long-lived heap (window state), and with
@@ -16,20 +19,17 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
-from types import FrameType
 
 from bytewax._bytewax import cli_main
 from bytewax.dataflow import Dataflow
 from bytewax.errors import BytewaxRuntimeError
 from bytewax.recovery import RecoveryConfig, init_db_dir
 
-from streams import state_log
+from streams import state_log, stop
 
 __all__ = ["run_dataflow"]
 
-
-def _interrupt(signum: int, frame: FrameType | None) -> None:
-    raise KeyboardInterrupt
+_STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 
 def run_dataflow(
@@ -39,7 +39,7 @@ def run_dataflow(
     recovery_dir: Path | None = None,
     epoch_interval: timedelta = timedelta(seconds=1),
 ) -> None:
-    """Run `flow` until its sources end or the process gets SIGINT/SIGTERM.
+    """Run `flow` until its sources end, or end early on SIGTERM/SIGINT (`streams.stop`).
 
     With `recovery_dir`, state is snapshotted every epoch and a restart resumes from the
     last complete epoch (the directory is initialised on first use). Steps that log their
@@ -51,7 +51,8 @@ def run_dataflow(
             recovery_dir.mkdir(parents=True, exist_ok=True)
             init_db_dir(recovery_dir, 1)  # type: ignore[no-untyped-call]
         recovery = RecoveryConfig(str(recovery_dir))  # type: ignore[no-untyped-call]
-    previous = signal.signal(signal.SIGTERM, _interrupt)
+    stop.clear()
+    previous = {signum: signal.signal(signum, stop.on_signal) for signum in _STOP_SIGNALS}
     try:
         with _streaming_gc(), state_log.opened(recovery_dir):
             cli_main(  # type: ignore[no-untyped-call]
@@ -60,14 +61,15 @@ def run_dataflow(
                 epoch_interval=epoch_interval,
                 recovery_config=recovery,
             )
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # a second signal: stopped at once, from the last snapshot
         return
     except BytewaxRuntimeError as exc:
-        # A stop signal that lands inside a Python step arrives wrapped; it is still a stop.
+        # A second signal that lands inside a Python step arrives wrapped; still a stop.
         if not _caused_by_interrupt(exc):
             raise
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 @contextmanager

@@ -2,7 +2,8 @@
 
 Both yield `SourceRecord`s — the Delta replay re-encodes nothing: it yields already decoded
 transactions with their original source partition, offset and Kafka timestamp, so a
-backfill computes features exactly as the live run did.
+backfill computes features exactly as the live run did. Both end at their next poll once
+the dataflow is asked to stop (`streams.stop`).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import pyarrow.dataset as ds
 from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 
 from schemas.records import Channel, Transaction
+from streams import stop
 from streams.delta_tables import millis
 from streams.features.decode import Decoded
 from streams.kafka_source import KafkaSource
@@ -51,7 +53,7 @@ class _DeltaPartition(StatefulSourcePartition[Decoded[Transaction], int]):
         self._batch = batch_size
 
     def next_batch(self) -> list[Decoded[Transaction]]:
-        if self._next >= len(self._rows):
+        if self._next >= len(self._rows) or stop.requested():
             raise StopIteration
         chunk = self._rows[self._next : self._next + self._batch]
         self._next += len(chunk)

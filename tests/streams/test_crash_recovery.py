@@ -1,4 +1,7 @@
-"""Kill -9 the feature worker mid-stream, twice, and restart it: the stores stay exact."""
+"""Kill -9 the feature worker mid-stream, twice, and restart it: the stores stay exact.
+
+And stop it with SIGTERM instead: it drains and snapshots, so a restart replays nothing.
+"""
 
 from __future__ import annotations
 
@@ -24,6 +27,7 @@ from schemas.features.online import decode_hash
 from skewless.endpoints import Endpoints
 from streams.audit import audit_skew
 from streams.delta_tables import FEATURES, table_uri
+from streams.topic_reader import read_to_end
 from tests.factories import produce_transactions, transactions
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -41,25 +45,31 @@ def _rows(delta_root: Path) -> int:
     return int(pa.compute.sum(actions.column("num_records")).as_py() or 0)
 
 
-def _worker(args: dict[str, object]) -> subprocess.Popen[bytes]:
+def _worker(args: dict[str, object], *, stderr: int | None = None) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         [sys.executable, "-m", "tests.streams.crash_worker", json.dumps(args)],
         cwd=ROOT,
         env={**os.environ, "PYTHONPATH": str(ROOT)},
+        stderr=stderr,
     )
 
 
 def _kill_when(
-    proc: subprocess.Popen[bytes], delta_root: Path, rows: int, timeout_s: float
-) -> None:
-    """SIGKILL the worker once Delta holds at least `rows` rows (or it finished)."""
+    proc: subprocess.Popen[bytes],
+    delta_root: Path,
+    rows: int,
+    timeout_s: float,
+    signum: int = signal.SIGKILL,
+) -> str:
+    """Signal the worker once Delta holds at least `rows` rows; its stderr if piped."""
     deadline = time.monotonic() + timeout_s
     while _rows(delta_root) < rows:
         assert proc.poll() is None, "worker ended before the kill point"
         assert time.monotonic() < deadline, f"no {rows} rows within {timeout_s}s"
         time.sleep(0.05)  # polling interval of a deadline loop, not a wait for an outcome
-    proc.send_signal(signal.SIGKILL)
-    proc.wait(30)
+    proc.send_signal(signum)
+    _, stderr = proc.communicate(timeout=60)
+    return stderr.decode() if stderr else ""
 
 
 def _online_cards(client: redis.Redis, prefix: str) -> dict[str, tuple[str, tuple[float, ...]]]:
@@ -131,3 +141,55 @@ def test_kill_nine_twice_then_restart_gives_exactly_once_stores(
         )
         assert report.ok, (name, report.mismatches[:5])
     assert _online_cards(clean_redis, "crashed") == _online_cards(clean_redis, "clean")
+
+
+def test_sigterm_drains_and_snapshots_so_a_restart_replays_nothing(
+    tmp_path: Path,
+    kafka_config: dict[str, str],
+    make_topic: Callable[..., str],
+    clean_redis: redis.Redis,
+    services: Endpoints,
+) -> None:
+    events = EVENTS // 4
+    topic = make_topic("tx", 4)
+    stream = transactions(events, seed=22, cards=3_000, merchants=300)
+    produce_transactions(kafka_config, topic, stream)
+    features_topic = make_topic("fv-stopped", 4)
+    args = {
+        "kafka_config": kafka_config,
+        "redis_url": services.redis_url,
+        "prefix": "stopped",
+        "delta_root": str(tmp_path / "stopped"),
+        "topic": topic,
+        "features_topic": features_topic,
+        "dead_topic": make_topic("dl-stopped", 1),
+        "recovery_dir": str(tmp_path / "recovery"),
+    }
+
+    stopped = _worker(args, stderr=subprocess.PIPE)
+    stderr = _kill_when(
+        stopped, tmp_path / "stopped", events // 3, timeout_s=300, signum=signal.SIGTERM
+    )
+    assert stopped.returncode == 0, stderr
+    assert "panicked" not in stderr
+    assert "Traceback" not in stderr
+    # Drained: every vector computed before the stop is in Delta and on the topic.
+    written = _rows(tmp_path / "stopped")
+    assert events // 3 <= written < events
+    assert sum(1 for _ in read_to_end(kafka_config, features_topic)) == written
+
+    assert _worker(args).wait(600) == 0
+
+    table = DeltaTable(table_uri(str(tmp_path / "stopped"), FEATURES)).to_pyarrow_table(
+        columns=["event_id"]
+    )
+    assert sorted(table.column("event_id").to_pylist()) == sorted(e.event_id for e in stream)
+    on_topic = [
+        dict(m.headers() or [])["event_id"] for m in read_to_end(kafka_config, features_topic)
+    ]
+    assert len(on_topic) == events, "the restart replayed (or lost) vectors on the topic"
+    assert len(set(on_topic)) == events
+    report = audit_skew(
+        clean_redis, FRAUD_FEATURES, prefix="stopped", delta_root=str(tmp_path / "stopped")
+    )
+    assert report.ok, report.mismatches[:5]
