@@ -1,7 +1,7 @@
 """A dataflow process for stop tests: `python -m tests.streams.counting_worker OUT RECOVERY`.
 
-One source partition counts up (its snapshot is the next number), a step doubles, and a
-sink appends each number to OUT as it is written; recovery state lives in RECOVERY. It
+One source partition counts up (its snapshot is the next number), a step passes each on,
+and a sink appends it to OUT as it is written; recovery state lives in RECOVERY. It
 runs until it is signalled, through `run_dataflow`, as every worker runs.
 """
 

@@ -150,7 +150,7 @@ def test_sigterm_drains_and_snapshots_so_a_restart_replays_nothing(
     clean_redis: redis.Redis,
     services: Endpoints,
 ) -> None:
-    events = EVENTS // 4
+    events = EVENTS // 2  # the stop lands mid-stream on a machine 2.5x as fast as this too
     topic = make_topic("tx", 4)
     stream = transactions(events, seed=22, cards=3_000, merchants=300)
     produce_transactions(kafka_config, topic, stream)
@@ -168,14 +168,14 @@ def test_sigterm_drains_and_snapshots_so_a_restart_replays_nothing(
 
     stopped = _worker(args, stderr=subprocess.PIPE)
     stderr = _kill_when(
-        stopped, tmp_path / "stopped", events // 3, timeout_s=300, signum=signal.SIGTERM
+        stopped, tmp_path / "stopped", events // 5, timeout_s=300, signum=signal.SIGTERM
     )
     assert stopped.returncode == 0, stderr
     assert "panicked" not in stderr
     assert "Traceback" not in stderr
     # Drained: every vector computed before the stop is in Delta and on the topic.
     written = _rows(tmp_path / "stopped")
-    assert events // 3 <= written < events
+    assert events // 5 <= written < events
     assert sum(1 for _ in read_to_end(kafka_config, features_topic)) == written
 
     assert _worker(args).wait(600) == 0
