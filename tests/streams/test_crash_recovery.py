@@ -24,6 +24,7 @@ from deltalake.exceptions import TableNotFoundError
 
 from schemas.features.fraud import FRAUD_FEATURES
 from schemas.features.online import decode_hash
+from schemas.records import Transaction
 from skewless.endpoints import Endpoints
 from streams.audit import audit_skew
 from streams.delta_tables import FEATURES, table_uri
@@ -86,6 +87,41 @@ def _online_cards(client: redis.Redis, prefix: str) -> dict[str, tuple[str, tupl
     return out
 
 
+@pytest.fixture
+def worker_args(
+    tmp_path: Path,
+    kafka_config: dict[str, str],
+    make_topic: Callable[..., str],
+    services: Endpoints,
+) -> Callable[..., dict[str, object]]:
+    """Factory: a crash worker's arguments, reading `topic`, writing stores of its own `name`."""
+
+    def make(topic: str, name: str, *, recovery: bool, workers: int = 1) -> dict[str, object]:
+        return {
+            "kafka_config": kafka_config,
+            "redis_url": services.redis_url,
+            "prefix": name,
+            "delta_root": str(tmp_path / name),
+            "topic": topic,
+            "features_topic": make_topic(f"fv-{name}", 4),
+            "dead_topic": make_topic(f"dl-{name}", 1),
+            "recovery_dir": str(tmp_path / f"recovery-{name}") if recovery else None,
+            "workers": workers,
+        }
+
+    return make
+
+
+def _produced(
+    kafka_config: dict[str, str], make_topic: Callable[..., str], events: int, *, seed: int
+) -> tuple[str, list[Transaction]]:
+    """A fresh 4-partition topic holding `events` transactions of 3,000 cards; both."""
+    topic = make_topic("tx", 4)
+    stream = transactions(events, seed=seed, cards=3_000, merchants=300)
+    produce_transactions(kafka_config, topic, stream)
+    return topic, stream
+
+
 @pytest.mark.parametrize(
     ("workers", "events"),
     # Two workers share the state log and each has a sink partition. Fewer events: at
@@ -99,33 +135,17 @@ def test_kill_nine_twice_then_restart_gives_exactly_once_stores(
     kafka_config: dict[str, str],
     make_topic: Callable[..., str],
     clean_redis: redis.Redis,
-    services: Endpoints,
+    worker_args: Callable[..., dict[str, object]],
 ) -> None:
-    topic = make_topic("tx", 4)
-    stream = transactions(events, seed=21, cards=3_000, merchants=300)
-    produce_transactions(kafka_config, topic, stream)
-
-    def args(name: str, recovery: bool) -> dict[str, object]:
-        return {
-            "kafka_config": kafka_config,
-            "redis_url": services.redis_url,
-            "prefix": name,
-            "delta_root": str(tmp_path / name),
-            "topic": topic,
-            "features_topic": make_topic(f"fv-{name}", 4),
-            "dead_topic": make_topic(f"dl-{name}", 1),
-            "recovery_dir": str(tmp_path / f"recovery-{name}") if recovery else None,
-            "workers": workers,
-        }
-
-    crashed = args("crashed", recovery=True)
+    topic, _ = _produced(kafka_config, make_topic, events, seed=21)
+    crashed = worker_args(topic, "crashed", recovery=True, workers=workers)
     rng = random.Random(7)
     for fraction in sorted(rng.uniform(0.1, 0.8) for _ in range(2)):
         _kill_when(_worker(crashed), tmp_path / "crashed", int(events * fraction), timeout_s=300)
     final = _worker(crashed)
     assert final.wait(600) == 0
 
-    clean = args("clean", recovery=False)
+    clean = worker_args(topic, "clean", recovery=False, workers=workers)
     assert _worker(clean).wait(600) == 0
 
     table = DeltaTable(table_uri(str(tmp_path / "crashed"), FEATURES)).to_pyarrow_table(
@@ -148,23 +168,12 @@ def test_sigterm_drains_and_snapshots_so_a_restart_replays_nothing(
     kafka_config: dict[str, str],
     make_topic: Callable[..., str],
     clean_redis: redis.Redis,
-    services: Endpoints,
+    worker_args: Callable[..., dict[str, object]],
 ) -> None:
     events = EVENTS // 2  # the stop lands mid-stream on a machine 2.5x as fast as this too
-    topic = make_topic("tx", 4)
-    stream = transactions(events, seed=22, cards=3_000, merchants=300)
-    produce_transactions(kafka_config, topic, stream)
-    features_topic = make_topic("fv-stopped", 4)
-    args = {
-        "kafka_config": kafka_config,
-        "redis_url": services.redis_url,
-        "prefix": "stopped",
-        "delta_root": str(tmp_path / "stopped"),
-        "topic": topic,
-        "features_topic": features_topic,
-        "dead_topic": make_topic("dl-stopped", 1),
-        "recovery_dir": str(tmp_path / "recovery"),
-    }
+    topic, stream = _produced(kafka_config, make_topic, events, seed=22)
+    args = worker_args(topic, "stopped", recovery=True)
+    features_topic = str(args["features_topic"])
 
     stopped = _worker(args, stderr=subprocess.PIPE)
     stderr = _kill_when(
