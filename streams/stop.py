@@ -2,8 +2,8 @@
 
 A signal handler that raises lands in whatever Python code Bytewax is running (a source's
 poll, a sink's write): Bytewax then stops by panicking, which prints a Rust panic message
-on every stop, drops the epoch in progress (a restart replays it from the last snapshot)
-and closes no sink. `streams.runner.run_dataflow` installs `on_signal` instead: the sources
+on every stop and drops the epoch in progress (a restart replays it from the last
+snapshot). `streams.runner.run_dataflow` installs `on_signal` instead: the sources
 (`streams.kafka_source`, `streams.sources`) see `requested()` at their next poll and end
 as a bounded source ends at the end of its log; the records in flight go through every
 step, the last epoch closes and is snapshotted, and the sinks flush and close. A second
