@@ -21,7 +21,7 @@ from streams.features.flow import build_feature_flow
 from streams.runner import run_dataflow
 from streams.sinks.dead_letter import DeadLetterTarget
 from streams.sinks.feature_store import FeatureStoreConfig
-from streams.sources import kafka_source
+from streams.sources import KafkaTransactions
 
 __all__ = ["SPEC_ENV", "WorkerSpec", "feature_flow"]
 
@@ -62,7 +62,7 @@ def feature_flow(spec: WorkerSpec, *, bounded: bool) -> Dataflow:
     )
     return build_feature_flow(
         stores,
-        kafka_source(spec.kafka_config, spec.source_topic, bounded=bounded),
+        KafkaTransactions(spec.kafka_config, spec.source_topic, bounded=bounded),
         dead_letters=DeadLetterTarget(spec.kafka_config, spec.dead_letter_topic),
     )
 

@@ -26,7 +26,7 @@ from streams.errors import SourceError
 from streams.features.decode import SourceRecord
 from streams.kafka_assign import assign
 
-__all__ = ["KafkaSource"]
+__all__ = ["KafkaSource", "consumer_config", "list_partitions"]
 
 # How long a partition's consumer waits for its leader before assigning (`kafka_assign`).
 _CONNECT_S = 10.0
@@ -96,13 +96,7 @@ class KafkaSource(FixedPartitionedSource[SourceRecord, int]):
         self._batch = batch_size
 
     def list_parts(self) -> list[str]:
-        admin = AdminClient({k: v for k, v in self._config.items() if k not in _CONSUMER_ONLY})
-        metadata = admin.list_topics(self._topic, timeout=30).topics.get(self._topic)
-        if metadata is None or metadata.error is not None:
-            why = "it does not exist" if metadata is None else str(metadata.error)
-            msg = f"cannot list the partitions of Kafka topic {self._topic!r}: {why}"
-            raise SourceError(msg)
-        return [f"{p}-{self._topic}" for p in sorted(metadata.partitions)]
+        return [f"{p}-{self._topic}" for p in list_partitions(self._config, self._topic)]
 
     def build_part(self, step_id: str, for_part: str, resume_state: int | None) -> _KafkaPartition:
         index, topic = for_part.split("-", 1)
@@ -112,11 +106,27 @@ class KafkaSource(FixedPartitionedSource[SourceRecord, int]):
                 f"this source reads {self._topic!r}"
             )
             raise SourceError(msg)
-        config = {
-            **self._config,
-            "group.id": "skewless-assigned",  # never joins: partitions are assign()ed
-            "enable.auto.commit": "false",
-            "enable.partition.eof": "false" if self._tail else "true",
-        }
+        config = consumer_config(self._config, eof=not self._tail)
         offset = OFFSET_BEGINNING if resume_state is None else resume_state
         return _KafkaPartition(config, topic, int(index), offset, self._batch)
+
+
+def list_partitions(config: Mapping[str, str], topic: str) -> list[int]:
+    """The partition numbers of `topic`, sorted (a `SourceError` if it cannot be listed)."""
+    admin = AdminClient({k: v for k, v in config.items() if k not in _CONSUMER_ONLY})
+    metadata = admin.list_topics(topic, timeout=30).topics.get(topic)
+    if metadata is None or metadata.error is not None:
+        why = "it does not exist" if metadata is None else str(metadata.error)
+        msg = f"cannot list the partitions of Kafka topic {topic!r}: {why}"
+        raise SourceError(msg)
+    return sorted(metadata.partitions)
+
+
+def consumer_config(config: Mapping[str, str], *, eof: bool) -> dict[str, str]:
+    """A source consumer's options: assigned, never committing, partition EOF if `eof`."""
+    return {
+        **config,
+        "group.id": "skewless-assigned",  # never joins: partitions are assign()ed
+        "enable.auto.commit": "false",
+        "enable.partition.eof": "true" if eof else "false",
+    }

@@ -1,26 +1,34 @@
 """Sources for the dataflows: Kafka (live or bounded to the current end) and Delta replay.
 
-Both yield `SourceRecord`s — the Delta replay re-encodes nothing: it yields already decoded
-transactions with their original source partition, offset and Kafka timestamp, so a
-backfill computes features exactly as the live run did. Both end at their next poll once
-the dataflow is asked to stop (`streams.stop`).
+`kafka_source` yields a topic's `SourceRecord`s partition by partition. The feature flow
+reads transactions in event-time order across partitions (`streams.merge`): from Kafka
+through `KafkaTransactions`, which it builds with its decoder, or from the raw Delta table
+through `DeltaTransactionsSource`, which re-encodes nothing: it yields already decoded
+transactions with their original source partition, offset and Kafka timestamp, merged by
+the same rule, so a backfill computes features exactly as the live run did. All end at
+their next poll once the dataflow is asked to stop (`streams.stop`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import pyarrow.dataset as ds
 from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 
-from schemas.records import Channel, Transaction
+from schemas.records import Channel, DeadLetter, Transaction
 from streams import stop
 from streams.delta_tables import millis
-from streams.features.decode import Decoded
+from streams.features.decode import Decoded, SourceRecord
+from streams.kafka_merged_source import MergedKafkaSource
 from streams.kafka_source import KafkaSource
+from streams.merge import merged
 
-__all__ = ["DeltaTransactionsSource", "kafka_source"]
+__all__ = ["DeltaTransactionsSource", "KafkaTransactions", "kafka_source"]
+
+Prepared = Decoded[Transaction] | DeadLetter
 
 
 def kafka_source(
@@ -37,6 +45,45 @@ def kafka_source(
     config = dict(client_config)
     config.setdefault("fetch.wait.max.ms", "10")  # an idle partition answers fast: freshness
     return KafkaSource(config, topic, tail=not bounded, batch_size=batch_size)
+
+
+@dataclass(frozen=True)
+class KafkaTransactions:
+    """The transactions topic as the feature flow reads it: merged in event-time order.
+
+    Bounded, it ends at each partition's end as of reading; live, it tails. `batch_size`
+    bounds a poll (as in `kafka_source`); `tolerance_ms` is how far in event time the other
+    partitions may run ahead of one with nothing buffered that has not reached its end
+    (`streams.merge`). By default 0 bounded (a backlog is read in exact merged order) and
+    1 s live: a live partition's next record is never far behind, and waiting for it to
+    the millisecond would add its fetch wait to every event's latency.
+    """
+
+    client_config: Mapping[str, str] = field(repr=False)
+    topic: str
+    bounded: bool
+    batch_size: int = 200
+    tolerance_ms: int | None = None
+
+    def source(self, decode: Callable[[SourceRecord], Prepared]) -> MergedKafkaSource[Prepared]:
+        """The Bytewax source, decoding each record with `decode`."""
+        config = dict(self.client_config)
+        config.setdefault("fetch.wait.max.ms", "10")
+        return MergedKafkaSource(
+            config,
+            self.topic,
+            tail=not self.bounded,
+            batch_size=self.batch_size,
+            prepare=decode,
+            event_time=_event_time,
+            tolerance_ms=(0 if self.bounded else 1_000)
+            if self.tolerance_ms is None
+            else self.tolerance_ms,
+        )
+
+
+def _event_time(item: Prepared) -> int | None:
+    return item.record.event_time if isinstance(item, Decoded) else None
 
 
 _COLUMNS = [
@@ -84,20 +131,28 @@ class _DeltaPartition(StatefulSourcePartition[Decoded[Transaction], int]):
 
 
 class DeltaTransactionsSource(FixedPartitionedSource[Decoded[Transaction], int]):
-    """The raw transactions table, one source partition per Kafka partition, in offset order."""
+    """The raw transactions table in the order the Kafka source hands the topic out.
+
+    Each Kafka partition's rows in offset order, merged by event time (`streams.merge`),
+    as one source partition.
+    """
+
+    _PART = "merged"
 
     def __init__(self, table: Any, *, batch_size: int = 1000) -> None:
         dataset: ds.Dataset = table.to_pyarrow_dataset()
         data = dataset.to_table(columns=_COLUMNS).sort_by(
             [("source_partition", "ascending"), ("source_offset", "ascending")]
         )
-        self._by_partition: dict[str, list[dict[str, Any]]] = {}
+        by_partition: dict[int, list[dict[str, Any]]] = {}
         for row in data.to_pylist():
-            self._by_partition.setdefault(str(row["source_partition"]), []).append(row)
+            by_partition.setdefault(row["source_partition"], []).append(row)
+        parts = [by_partition[p] for p in sorted(by_partition)]
+        self._rows = merged(parts, lambda row: millis(row["event_time"]))
         self._batch = batch_size
 
     def list_parts(self) -> list[str]:
-        return sorted(self._by_partition)
+        return [self._PART]
 
     def build_part(self, step_id: str, for_part: str, resume_state: int | None) -> _DeltaPartition:
-        return _DeltaPartition(self._by_partition[for_part], resume_state, self._batch)
+        return _DeltaPartition(self._rows, resume_state, self._batch)

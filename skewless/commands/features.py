@@ -25,7 +25,7 @@ from streams.features.flow import build_feature_flow
 from streams.labels import build_labels_flow
 from streams.maintenance import compact_table
 from streams.runner import run_dataflow
-from streams.sources import DeltaTransactionsSource, kafka_source
+from streams.sources import DeltaTransactionsSource, KafkaTransactions, kafka_source
 
 __all__ = ["register"]
 
@@ -104,7 +104,7 @@ def features_run(
     config = wiring.feature_store_config(settings, endpoints)
     flow = build_feature_flow(
         config,
-        kafka_source(
+        KafkaTransactions(
             kafka_config(settings, endpoints), settings.topics.transactions, bounded=until_end
         ),
         dead_letters=wiring.dead_letter_target(settings, endpoints),
@@ -140,12 +140,12 @@ def features_backfill(
     if "://" in root and not root.startswith("file://"):
         msg = f"backfill rebuilds local tables only; {root!r} is remote (drop the table first)"
         raise SettingsError(msg)
-    raw_source: Any
+    raw_source: DeltaTransactionsSource | KafkaTransactions
     if mode == "delta":
         raw_uri = delta_tables.table_uri(root, delta_tables.TRANSACTIONS)
         raw_source = DeltaTransactionsSource(DeltaTable(raw_uri))
     else:
-        raw_source = kafka_source(
+        raw_source = KafkaTransactions(
             kafka_config(settings, endpoints), settings.topics.transactions, bounded=True
         )
     shutil.rmtree(features_uri, ignore_errors=True)

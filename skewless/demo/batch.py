@@ -19,7 +19,7 @@ from streams.labels import build_labels_flow
 from streams.runner import run_dataflow
 from streams.scoring.flow import ScoringConfig, build_scoring_flow
 from streams.scoring.metrics import ScoringMetrics
-from streams.sources import kafka_source
+from streams.sources import KafkaTransactions, kafka_source
 
 __all__ = [
     "DRIFT",
@@ -58,7 +58,7 @@ def compute_features(ctx: DemoContext) -> None:
     """The feature dataflow up to the topic's end (resuming from its recovery state)."""
     flow = build_feature_flow(
         wiring.feature_store_config(ctx.settings, ctx.endpoints),
-        kafka_source(ctx.kafka, ctx.settings.topics.transactions, bounded=True),
+        KafkaTransactions(ctx.kafka, ctx.settings.topics.transactions, bounded=True),
         dead_letters=wiring.dead_letter_target(ctx.settings, ctx.endpoints),
     )
     run_dataflow(flow, recovery_dir=wiring.recovery_dir(ctx.settings, "features"))

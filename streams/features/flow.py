@@ -6,6 +6,7 @@ runs, because they key the recovery state (renaming one orphans its snapshots).
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections.abc import Callable
 from typing import Any, TypeGuard, cast
@@ -22,6 +23,7 @@ from streams.features.decode import Decoded, decode_transaction
 from streams.features.steps import InFlight, ViewLogic, assemble, shard_key, start
 from streams.sinks.dead_letter import DeadLetterTarget, output_dead_letters
 from streams.sinks.feature_store import FeatureStoreConfig, FeatureStoreSink, StoreItem
+from streams.sources import DeltaTransactionsSource, KafkaTransactions
 
 __all__ = ["build_feature_flow", "step_ids"]
 
@@ -50,7 +52,7 @@ def step_ids(name: str) -> dict[str, str]:
 
 def build_feature_flow(
     stores: FeatureStoreConfig,
-    source: Source[Any],
+    source: KafkaTransactions | DeltaTransactionsSource,
     *,
     dead_letters: DeadLetterTarget | None,
     sink_partitions: int = 1,
@@ -58,36 +60,36 @@ def build_feature_flow(
 ) -> Dataflow:
     """The dataflow computing `stores.feature_set` once per event into every store.
 
-    `source` yields Kafka messages (decoded here) or already `Decoded` transactions (a
-    replay of the raw Delta table).
+    `source` is the transactions topic (decoded as the source reads it: the merge needs
+    each record's event time) or a replay of the raw Delta table.
     """
     fs = stores.feature_set
     compiled = CompiledFeatureSet(fs)
     ids = step_ids(fs.name)
-    if codec is None:
-        codec = codec_for("Transaction", registry=registry_client(stores.schema_registry))
-    decode = decode_transaction(codec, step=ids["decode"])
-
-    def decode_batch(items: list[Any]) -> list[Decoded[Transaction] | DeadLetter]:
-        out: list[Decoded[Transaction] | DeadLetter] = []
-        for item in items:
-            out.append(item if isinstance(item, Decoded) else decode(item))
-        return out
+    bytewax_source: Source[Decoded[Transaction] | DeadLetter]
+    if isinstance(source, KafkaTransactions):
+        if codec is None:
+            codec = codec_for("Transaction", registry=registry_client(stores.schema_registry))
+        bytewax_source = source.source(decode_transaction(codec, step=ids["decode"]))
+    else:  # yields only valid transactions
+        bytewax_source = cast("Source[Decoded[Transaction] | DeadLetter]", source)
 
     flow = Dataflow(f"{fs.name}-features")
-    raw = op.input(ids["source"], flow, source)
-    decoded = op.flat_map_batch(ids["decode"], raw, decode_batch)
-    split = op.branch(ids["split"], decoded, _is_valid)
+    transactions = op.input(ids["source"], flow, bytewax_source)
+    split = op.branch(ids["split"], transactions, _is_valid)
     valid = split.trues
     invalid = cast("Stream[DeadLetter]", split.falses)
 
     # Each hop re-keys in one map: (previous key, event) → (this view's shard key, event).
+    # Events are numbered in the order the source hands them out, which each view step
+    # restores within a batch (the source runs on one worker: one counter numbers them all).
     views = compiled.views
     first_key = shard_key(views[0])
+    numbers = itertools.count()
     keyed: Stream[tuple[str, InFlight]] = op.map(
         f"{fs.name}_{views[0].view.name}_key",
         valid,
-        lambda d: (first_key(d), start(compiled, d)),
+        lambda d: (first_key(d), start(compiled, d, next(numbers))),
     )
     for index, kernel in enumerate(views):
         step = f"{fs.name}_{kernel.view.name}_state"

@@ -29,11 +29,15 @@ __all__ = ["SHARDS", "InFlight", "ViewLogic", "assemble", "merge_entered", "shar
 
 
 class InFlight(msgspec.Struct, frozen=True):
-    """An event on its way through the view steps, with each view's values so far."""
+    """An event on its way through the view steps, with each view's values so far.
+
+    `seq` numbers events in the order the source handed them out.
+    """
 
     event: Decoded[Transaction]
     values: tuple[float, ...]
     late: bool
+    seq: int
 
 
 # Entities of a view are spread over this many Bytewax keys ("shards") by a stable hash of
@@ -99,9 +103,9 @@ class ViewLogic(StatefulBatchLogic[InFlight, InFlight, tuple[str, int] | None]):
         entered = self._entered if self._log is not None else None
         out = []
         # Upstream keyed steps emit a batch grouped by their own key; put this shard's
-        # events back in source order so a partition's events update state as produced.
+        # events back in the order the source handed them out (`streams.merge`).
         if len(values) > 1:
-            values = sorted(values, key=_source_order)
+            values = sorted(values, key=_handed_out)
         if self._shard is None:
             self._start(shard_of(str(getattr(values[0].event.record, field))))
         for item in values:
@@ -114,7 +118,7 @@ class ViewLogic(StatefulBatchLogic[InFlight, InFlight, tuple[str, int] | None]):
             view_values, late = kernel.apply(state, event.event_time, extracted)
             if entered is not None and not late:  # a late event leaves the state as it was
                 entered.append((entity, event.event_time, extracted))
-            out.append(InFlight(item.event, item.values + view_values, item.late or late))
+            out.append(InFlight(item.event, item.values + view_values, item.late or late, item.seq))
         log, shard = self._log, self._shard
         if log is not None and shard is not None and len(self._entered) >= _PIECE_EVENTS:
             # Logged off this thread while the epoch runs: the snapshot pickles only the rest.
@@ -202,13 +206,13 @@ _YIELD_S = 0.001
 _PICKLE = 5
 
 
-def _source_order(item: InFlight) -> tuple[int, int]:
-    return (item.event.partition, item.event.offset)
+def _handed_out(item: InFlight) -> int:
+    return item.seq
 
 
-def start(compiled: CompiledFeatureSet, event: Decoded[Transaction]) -> InFlight:
-    """The event with its request-time features, ready for the first view."""
-    return InFlight(event, compiled.request.compute(event.record), False)
+def start(compiled: CompiledFeatureSet, event: Decoded[Transaction], seq: int) -> InFlight:
+    """The event (the `seq`-th handed out) with its request-time features, for the first view."""
+    return InFlight(event, compiled.request.compute(event.record), False, seq)
 
 
 def assemble(compiled: CompiledFeatureSet, item: InFlight, *, computed_at: int) -> FeatureVector:

@@ -35,7 +35,7 @@ from skewless.endpoints import Endpoints
 from streams.features.flow import build_feature_flow
 from streams.runner import run_dataflow
 from streams.sinks.feature_store import FeatureStoreConfig
-from streams.sources import kafka_source
+from streams.sources import KafkaTransactions
 from tests.factories import transactions
 from tests.serving.conftest import Registry, mlp_onnx
 
@@ -362,7 +362,7 @@ def test_skew_the_api_scores_each_cards_newest_event_exactly_as_streaming(
         producer.produce(topic, key=event.card_id.encode(), value=codec.encode(event.to_avro()))
     assert producer.flush(30) == 0
     stores = FeatureStoreConfig(FS, "api-skew", services.redis_url, PREFIX, None, None, None, None)
-    source = kafka_source(kafka_config, topic, bounded=True)
+    source = KafkaTransactions(kafka_config, topic, bounded=True)
     run_dataflow(build_feature_flow(stores, source, dead_letters=None))
 
     cards = sorted({e.card_id for e in events})

@@ -11,7 +11,7 @@ from streams.features.flow import build_feature_flow
 from streams.runner import run_dataflow
 from streams.sinks.dead_letter import DeadLetterTarget
 from streams.sinks.feature_store import FeatureStoreConfig
-from streams.sources import kafka_source
+from streams.sources import KafkaTransactions
 
 
 def main(raw: str) -> None:
@@ -30,7 +30,7 @@ def main(raw: str) -> None:
     workers = int(args.get("workers", 1))
     flow = build_feature_flow(
         config,
-        kafka_source(kafka, args["topic"], bounded=True),
+        KafkaTransactions(kafka, args["topic"], bounded=True),
         dead_letters=DeadLetterTarget(kafka, args["dead_topic"]),
         sink_partitions=workers,  # as `skewless features run --workers N`
     )

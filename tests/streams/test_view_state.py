@@ -54,7 +54,7 @@ class _Shards:
 
 
 def _inflight(events: list[Transaction]) -> list[InFlight]:
-    return [InFlight(Decoded(e, 0, i, e.event_time), (), False) for i, e in enumerate(events)]
+    return [InFlight(Decoded(e, 0, i, e.event_time), (), False, i) for i, e in enumerate(events)]
 
 
 def _batches(items: list[InFlight], rng: random.Random) -> list[list[InFlight]]:
