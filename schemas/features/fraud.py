@@ -70,9 +70,9 @@ FRAUD_FEATURES = FeatureSet(
         FeatureView(
             name="merchant",
             entity=MERCHANT,
-            # The merchant view merges every card partition: its events arrive in the
-            # order partitions are read (a backlog is read a batch per partition at a
-            # time), so it tolerates far more disorder than a card's own partition.
+            # The merchant view merges every card partition. The source hands them out in
+            # event-time order (streams.merge), but a partition that fell behind and
+            # catches up live, or a producer delivering late, can still bring disorder.
             allowed_lateness=_DAY,
             ttl=30 * _DAY,
             aggregations=(

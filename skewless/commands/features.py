@@ -97,15 +97,32 @@ def features_run(
     workers: Annotated[int, typer.Option(min=1, max=64, help="Bytewax worker threads.")] = 1,
     until_end: _UntilEnd = False,
     recovery: Annotated[bool, typer.Option(help="Snapshot state; resume where it stopped.")] = True,
+    merge_tolerance: Annotated[
+        str | None,
+        typer.Option(
+            "--merge-tolerance",
+            help="Event time the other partitions may run ahead of one with nothing buffered "
+            "that is not at its end [default: 1s tailing, 0s with --until-end].",
+        ),
+    ] = None,
     json_out: _Json = None,
 ) -> None:
     """Compute features from the transactions topic (tails forever unless --until-end)."""
+    tolerance_ms = None
+    if merge_tolerance is not None:
+        from skewless.commands.offline_data import parse_duration
+
+        tolerance = parse_duration(merge_tolerance, option="--merge-tolerance")
+        tolerance_ms = tolerance // timedelta(milliseconds=1)
     settings, endpoints = _context()
     config = wiring.feature_store_config(settings, endpoints)
     flow = build_feature_flow(
         config,
         KafkaTransactions(
-            kafka_config(settings, endpoints), settings.topics.transactions, bounded=until_end
+            kafka_config(settings, endpoints),
+            settings.topics.transactions,
+            bounded=until_end,
+            tolerance_ms=tolerance_ms,
         ),
         dead_letters=wiring.dead_letter_target(settings, endpoints),
         sink_partitions=workers,
