@@ -22,7 +22,7 @@ from typing import Generic, TypeVar
 from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
 
-from streams import stop
+from streams import state_log, stop
 from streams.errors import SourceError
 from streams.features.decode import SourceRecord
 from streams.kafka_assign import assign
@@ -66,7 +66,9 @@ class _MergedPartition(StatefulSourcePartition[T, dict[int, int]], Generic[T]):
         merge = self._merge
         for partition in merge.wanted(self._batch):
             self._read(partition)
-        batch = merge.take(self._batch)
+        # A poll takes as much as a poll of each partition did: the wave size a backlog
+        # measured best at (`streams.sources.kafka_source`).
+        batch = merge.take(self._batch * len(self._consumers))
         if not batch and merge.finished:
             raise StopIteration
         return batch
@@ -140,6 +142,17 @@ class MergedKafkaSource(FixedPartitionedSource[T, dict[int, int]], Generic[T]):
             msg = (
                 f"step {step_id!r}: recovery state is for Kafka topic {topic!r}, "
                 f"this source reads {self.topic!r}"
+            )
+            raise SourceError(msg)
+        log = state_log.active()
+        if resume_state is None and log is not None and log.newest_generation() > 1:
+            # Keyed steps log a generation per epoch and flush it before Bytewax commits
+            # the epoch, so with no committed read position at most generation 1 exists.
+            msg = (
+                f"step {step_id!r}: the recovery directory holds state logged over "
+                f"{log.newest_generation()} epochs but no read position in Kafka topic "
+                f"{topic!r} (another topic, or a release that read partitions one by one): "
+                f"{state_log.REBUILD}"
             )
             raise SourceError(msg)
         partitions = list_partitions(self.config, topic)

@@ -25,6 +25,7 @@ from bytewax.dataflow import Dataflow
 from bytewax.errors import BytewaxRuntimeError
 from bytewax.recovery import RecoveryConfig, init_db_dir
 
+from schemas.errors import SkewlessError
 from streams import state_log, stop
 
 __all__ = ["run_dataflow"]
@@ -65,8 +66,12 @@ def run_dataflow(
         return
     except BytewaxRuntimeError as exc:
         # A second signal that lands inside a Python step arrives wrapped; still a stop.
-        if not _caused_by_interrupt(exc):
-            raise
+        if _caused_by_interrupt(exc):
+            return
+        ours = _our_error(exc)
+        if ours is not None:  # says what to do: the CLI prints it, without Bytewax's wrapping
+            raise ours from None
+        raise
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
@@ -84,6 +89,15 @@ def _streaming_gc(young_threshold: int = 50_000) -> Iterator[None]:
     finally:
         gc.set_threshold(*previous)
         gc.unfreeze()
+
+
+def _our_error(exc: BaseException) -> SkewlessError | None:
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, SkewlessError):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return None
 
 
 def _caused_by_interrupt(exc: BaseException) -> bool:

@@ -246,6 +246,12 @@ class StateLog:
             rows = _blobs(db, step, key, gen)
         return [[blob for _, blob in parts] for _, parts in groupby(rows, key=itemgetter(0))]
 
+    def newest_generation(self) -> int:
+        """The newest generation any key has written (0: the log holds none)."""
+        with self._transaction() as db:
+            (gen,) = db.execute("SELECT COALESCE(MAX(gen), 0) FROM heads").fetchone()
+        return int(gen)
+
     def drop(self, step: str, key: str, upto: int) -> None:
         """Delete generations up to `upto`, pieces too (their content is kept elsewhere now)."""
         with self._transaction() as db:

@@ -15,6 +15,7 @@ import pytest
 from bytewax.dataflow import Dataflow
 from bytewax.testing import TestingSink, TestingSource
 
+from streams.errors import StreamsError
 from streams.runner import run_dataflow
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -33,6 +34,19 @@ def test_runs_to_the_end_and_restores_the_collector_settings() -> None:
     assert seen == [(x, 2 * x) for x in range(1_000)]
     assert gc.get_threshold() == before
     assert gc.get_freeze_count() == 0
+
+
+def test_our_error_inside_a_step_comes_out_unwrapped_for_the_cli_to_print() -> None:
+    def refuse(x: int) -> int:
+        msg = f"item {x}: expected an even number"
+        raise StreamsError(msg)
+
+    flow = Dataflow("runner-error")
+    items = op.input("in", flow, TestingSource([1]))
+    op.output("out", op.map("refuse", items, refuse), TestingSink([]))
+
+    with pytest.raises(StreamsError, match=r"^item 1: expected an even number$"):
+        run_dataflow(flow)
 
 
 def _counting_worker(out: Path, recovery: Path) -> subprocess.Popen[str]:
