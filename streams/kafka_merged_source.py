@@ -145,16 +145,8 @@ class MergedKafkaSource(FixedPartitionedSource[T, dict[int, int]], Generic[T]):
             )
             raise SourceError(msg)
         log = state_log.active()
-        if resume_state is None and log is not None and log.newest_generation() > 1:
-            # Keyed steps log a generation per epoch and flush it before Bytewax commits
-            # the epoch, so with no committed read position at most generation 1 exists.
-            msg = (
-                f"step {step_id!r}: the recovery directory holds state logged over "
-                f"{log.newest_generation()} epochs but no read position in Kafka topic "
-                f"{topic!r} (another topic, or a release that read partitions one by one): "
-                f"{state_log.REBUILD}"
-            )
-            raise SourceError(msg)
+        if resume_state is None and log is not None:
+            _claim(log, step_id, topic)
         partitions = list_partitions(self.config, topic)
         resume = resume_state or {}
         gone = sorted(set(resume) - set(partitions))
@@ -167,3 +159,25 @@ class MergedKafkaSource(FixedPartitionedSource[T, dict[int, int]], Generic[T]):
         offsets = {p: resume.get(p, OFFSET_BEGINNING) for p in partitions}
         config = consumer_config(self.config, eof=True)
         return _MergedPartition(config, topic, offsets, source=self)
+
+
+_MARK = "read"  # the state log key this source marks its recovery directory with
+
+
+def _claim(log: state_log.StateLog, step_id: str, topic: str) -> None:
+    """Mark the recovery directory as read by this source, unless others' state is in it.
+
+    The mark is flushed with the keyed steps' first generations, before Bytewax commits an
+    epoch: so logged state without the mark was logged under another source (a release
+    that read partitions one by one, or another topic) whose read position this one does
+    not have; resuming the steps from it would count the topic twice.
+    """
+    if log.newest_generation() > 0 and not log.holds(step_id, _MARK):
+        msg = (
+            f"step {step_id!r}: the recovery directory holds state logged under another "
+            f"source, but no read position in Kafka topic {topic!r} (written by a release "
+            f"that read partitions one by one, or for another topic): {state_log.REBUILD}"
+        )
+        raise SourceError(msg)
+    log.resume(step_id, _MARK, 0)
+    log.stage(step_id, _MARK, 1, topic.encode())

@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient
 
 from streams import stop
@@ -114,7 +114,11 @@ class KafkaSource(FixedPartitionedSource[SourceRecord, int]):
 def list_partitions(config: Mapping[str, str], topic: str) -> list[int]:
     """The partition numbers of `topic`, sorted (a `SourceError` if it cannot be listed)."""
     admin = AdminClient({k: v for k, v in config.items() if k not in _CONSUMER_ONLY})
-    metadata = admin.list_topics(topic, timeout=30).topics.get(topic)
+    try:
+        metadata = admin.list_topics(topic, timeout=30).topics.get(topic)
+    except KafkaException as exc:
+        msg = f"cannot list the partitions of Kafka topic {topic!r}: {exc.args[0].str()}"
+        raise SourceError(msg) from exc
     if metadata is None or metadata.error is not None:
         why = "it does not exist" if metadata is None else str(metadata.error)
         msg = f"cannot list the partitions of Kafka topic {topic!r}: {why}"

@@ -246,6 +246,11 @@ class StateLog:
             rows = _blobs(db, step, key, gen)
         return [[blob for _, blob in parts] for _, parts in groupby(rows, key=itemgetter(0))]
 
+    def holds(self, step: str, key: str) -> bool:
+        """Whether (step, key) has a generation written."""
+        with self._transaction() as db:
+            return _head(db, step, key)[0] > 0
+
     def newest_generation(self) -> int:
         """The newest generation any key has written (0: the log holds none)."""
         with self._transaction() as db:

@@ -41,7 +41,10 @@ def _rekey(
 def step_ids(name: str) -> dict[str, str]:
     """The stable step ids of the feature dataflow of feature set `name`."""
     return {
-        "source": f"{name}_source",
+        # Renamed when the source began merging partitions: Bytewax panics on a snapshot
+        # of a source partition the source no longer lists, and under a new step id the
+        # old ones are not read (the source then refuses the rest of the old state).
+        "source": f"{name}_merged_source",
         "decode": f"{name}_decode",
         "split": f"{name}_split",
         "assemble": f"{name}_assemble",
