@@ -27,8 +27,9 @@ def print_summary(result: dict[str, Any]) -> None:
             f"{scoring['latency_ms']['p50']:.1f} / {scoring['latency_ms']['p99']:.1f}",
         ),
         (
-            "drift alerts (drifted period / before)",
-            f"{drift['alerts']} / {drift['alerts_before_drift']}",
+            "drift alerts (drifted / before / windows filling)",
+            f"{drift['alerts']} / {drift['alerts_before_drift']} / "
+            f"{drift['alerts_while_warming_up']}",
         ),
         ("challenger gates", result["challenger"]["gates"]),
         ("rollout decision", result["rollout"]["decision"]),
