@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
+from typing import TypeVar
 
 from bytewax._bytewax import cli_main
 from bytewax.dataflow import Dataflow
@@ -31,6 +32,8 @@ from streams import state_log, stop
 __all__ = ["run_dataflow"]
 
 _STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+E = TypeVar("E", bound=BaseException)
 
 
 def run_dataflow(
@@ -66,9 +69,9 @@ def run_dataflow(
         return
     except BytewaxRuntimeError as exc:
         # A second signal that lands inside a Python step arrives wrapped; still a stop.
-        if _caused_by_interrupt(exc):
+        if _in_chain(exc, KeyboardInterrupt) is not None:
             return
-        ours = _our_error(exc)
+        ours = _in_chain(exc, SkewlessError)
         if ours is not None:  # says what to do: the CLI prints it, without Bytewax's wrapping
             raise ours from None
         raise
@@ -91,19 +94,11 @@ def _streaming_gc(young_threshold: int = 50_000) -> Iterator[None]:
         gc.unfreeze()
 
 
-def _our_error(exc: BaseException) -> SkewlessError | None:
+def _in_chain(exc: BaseException, kind: type[E]) -> E | None:
+    """The first exception of `kind` in the chain of causes of `exc`."""
     seen: BaseException | None = exc
     while seen is not None:
-        if isinstance(seen, SkewlessError):
+        if isinstance(seen, kind):
             return seen
         seen = seen.__cause__ or seen.__context__
     return None
-
-
-def _caused_by_interrupt(exc: BaseException) -> bool:
-    seen: BaseException | None = exc
-    while seen is not None:
-        if isinstance(seen, KeyboardInterrupt):
-            return True
-        seen = seen.__cause__ or seen.__context__
-    return False
