@@ -74,12 +74,7 @@ class _MergedPartition(StatefulSourcePartition[T, dict[int, int]], Generic[T]):
         return batch
 
     def _read(self, partition: int) -> None:
-        merge, prepare, event_time, topic = (
-            self._merge,
-            self._prepare,
-            self._event_time,
-            self._topic,
-        )
+        merge, topic = self._merge, self._topic
         for msg in self._consumers[partition].consume(self._batch, 0):
             error = msg.error()
             if error is not None:
@@ -90,10 +85,9 @@ class _MergedPartition(StatefulSourcePartition[T, dict[int, int]], Generic[T]):
                 raise SourceError(text)
             _, timestamp = msg.timestamp()
             offset: int = msg.offset()  # type: ignore[assignment]
-            item = prepare(
-                SourceRecord(topic, partition, offset, timestamp, msg.key(), msg.value())
-            )
-            merge.add(partition, event_time(item), offset, item)
+            record = SourceRecord(topic, partition, offset, timestamp, msg.key(), msg.value())
+            item = self._prepare(record)
+            merge.add(partition, self._event_time(item), offset, item)
 
     def snapshot(self) -> dict[int, int]:
         return self._merge.next_offsets()
