@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
@@ -15,7 +16,7 @@ from schemas.codec import AvroCodec, Framing
 from schemas.contracts import codec_for, registry_client
 from schemas.features import CompiledFeatureSet, FeatureVector, LocalEngine, feature_vector_schema
 from schemas.features.fraud import FRAUD_FEATURES
-from schemas.records import DeadLetter
+from schemas.records import DeadLetter, Transaction
 from skewless.endpoints import Endpoints
 from streams.audit import audit_skew
 from streams.delta_tables import FEATURES, table_uri
@@ -58,6 +59,16 @@ def _run(
     run_dataflow(flow)
 
 
+def _assert_rows_equal_engine(rows: list[dict[str, Any]], order: list[Transaction]) -> None:
+    """Every feature row is what the in-process engine computes processing `order`."""
+    engine = LocalEngine(CompiledFeatureSet(FRAUD_FEATURES))
+    expected = {e.event_id: engine.compute(e) for e in order}
+    for row in rows:
+        values, late = expected[row["event_id"]]
+        assert tuple(row[n] for n in FRAUD_FEATURES.feature_names) == values, row["event_id"]
+        assert row["late"] == late
+
+
 def test_one_partition_stream_lands_identically_in_every_store(
     tmp_path: Path,
     kafka_config: dict[str, str],
@@ -90,12 +101,7 @@ def test_one_partition_stream_lands_identically_in_every_store(
     assert sorted(table.column("event_id").to_pylist()) == sorted(e.event_id for e in events)
 
     # One partition is one processing order: the dataflow equals the in-process engine.
-    engine = LocalEngine(CompiledFeatureSet(FRAUD_FEATURES))
-    expected = {e.event_id: engine.compute(e) for e in events}
-    for row in table.to_pylist():
-        values, late = expected[row["event_id"]]
-        assert tuple(row[n] for n in FRAUD_FEATURES.feature_names) == values
-        assert row["late"] == late
+    _assert_rows_equal_engine(table.to_pylist(), events)
 
     report = audit_skew(clean_redis, FRAUD_FEATURES, prefix="t", delta_root=str(delta_root))
     assert report.entities == 40 + 15
@@ -106,7 +112,7 @@ def test_one_partition_stream_lands_identically_in_every_store(
         FeatureVector.from_avro(FRAUD_FEATURES, fv_codec.decode(m.value() or b""))
         for m in consume_all(kafka_config, features_topic)
     ]
-    assert {v.event_id for v in vectors} == set(expected)
+    assert {v.event_id for v in vectors} == {e.event_id for e in events}
     assert all(v.source_timestamp > 0 for v in vectors)
 
     dl_codec = codec_for("DeadLetter")
@@ -150,11 +156,7 @@ def test_a_backlog_over_unequal_partitions_is_read_in_event_time_order(
     # offset), and the dataflow equals the in-process engine run in that order.
     by_id = {e.event_id: e for e in events}
     rows.sort(key=lambda r: (r["event_time"], r["source_partition"], r["source_offset"]))
-    engine = LocalEngine(CompiledFeatureSet(FRAUD_FEATURES))
-    for row in rows:
-        values, late = engine.compute(by_id[row["event_id"]])
-        assert tuple(row[n] for n in FRAUD_FEATURES.feature_names) == values, row["event_id"]
-        assert not late
+    _assert_rows_equal_engine(rows, [by_id[row["event_id"]] for row in rows])
     report = audit_skew(clean_redis, FRAUD_FEATURES, prefix="t", delta_root=str(delta_root))
     assert report.ok, report.mismatches[:5]
 
