@@ -20,20 +20,18 @@ from collections.abc import Callable, Mapping
 from typing import Generic, TypeVar
 
 from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, KafkaError
 
 from streams import state_log, stop
 from streams.errors import SourceError
 from streams.features.decode import SourceRecord
-from streams.kafka_assign import assign
-from streams.kafka_source import consumer_config, list_partitions
+from streams.kafka_source import assigned_consumer, consumer_config, list_partitions
 from streams.merge import EventTimeMerge
 
 __all__ = ["MergedKafkaSource"]
 
 T = TypeVar("T")
 
-_CONNECT_S = 10.0  # how long a consumer waits for its leader before assigning
 _PREFIX = "merged-"
 
 
@@ -53,11 +51,9 @@ class _MergedPartition(StatefulSourcePartition[T, dict[int, int]], Generic[T]):
         self._prepare = source.prepare
         self._event_time = source.event_time
         self._final = not source.tail
-        self._consumers: dict[int, Consumer] = {}
-        for partition, offset in offsets.items():
-            consumer = Consumer(dict(config))
-            assign(consumer, [TopicPartition(topic, partition, offset)], timeout_s=_CONNECT_S)
-            self._consumers[partition] = consumer
+        self._consumers = {
+            p: assigned_consumer(config, topic, p, offset) for p, offset in offsets.items()
+        }
         self._merge = EventTimeMerge[T](offsets, tolerance_ms=source.tolerance_ms)
 
     def next_batch(self) -> list[T]:

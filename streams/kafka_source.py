@@ -26,7 +26,7 @@ from streams.errors import SourceError
 from streams.features.decode import SourceRecord
 from streams.kafka_assign import assign
 
-__all__ = ["KafkaSource", "consumer_config", "list_partitions"]
+__all__ = ["KafkaSource", "assigned_consumer", "consumer_config", "list_partitions"]
 
 # How long a partition's consumer waits for its leader before assigning (`kafka_assign`).
 _CONNECT_S = 10.0
@@ -40,8 +40,7 @@ class _KafkaPartition(StatefulSourcePartition[SourceRecord, int]):
     def __init__(
         self, config: Mapping[str, str], topic: str, partition: int, offset: int, batch_size: int
     ) -> None:
-        self._consumer = Consumer(dict(config))
-        assign(self._consumer, [TopicPartition(topic, partition, offset)], timeout_s=_CONNECT_S)
+        self._consumer = assigned_consumer(config, topic, partition, offset)
         self._topic, self._partition = topic, partition
         self._offset = offset
         self._batch = batch_size
@@ -129,8 +128,18 @@ def list_partitions(config: Mapping[str, str], topic: str) -> list[int]:
 def consumer_config(config: Mapping[str, str], *, eof: bool) -> dict[str, str]:
     """A source consumer's options: assigned, never committing, partition EOF if `eof`."""
     return {
+        "fetch.wait.max.ms": "10",  # unless configured: an idle partition answers fast
         **config,
         "group.id": "skewless-assigned",  # never joins: partitions are assign()ed
         "enable.auto.commit": "false",
         "enable.partition.eof": "true" if eof else "false",
     }
+
+
+def assigned_consumer(
+    config: Mapping[str, str], topic: str, partition: int, offset: int
+) -> Consumer:
+    """A consumer of one partition from `offset`, assigned (`kafka_assign`)."""
+    consumer = Consumer(dict(config))
+    assign(consumer, [TopicPartition(topic, partition, offset)], timeout_s=_CONNECT_S)
+    return consumer
