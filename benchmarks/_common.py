@@ -26,6 +26,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import psutil
 import redis
 from confluent_kafka import Producer
 
@@ -39,6 +40,7 @@ __all__ = [
     "PRODUCER_CONFIG",
     "RESULTS_DIR",
     "BenchServices",
+    "ProcessCpu",
     "bench_services",
     "delete_prefix",
     "fresh_topic",
@@ -225,6 +227,21 @@ def stopwatch() -> Iterator[list[float]]:
         yield took
     finally:
         took.append(time.perf_counter() - start)
+
+
+class ProcessCpu:
+    """The CPU seconds (user + system) process `pid` has used since this was made."""
+
+    def __init__(self, pid: int) -> None:
+        self._process = psutil.Process(pid)
+        self._start = self._seconds()
+
+    def _seconds(self) -> float:
+        times = self._process.cpu_times()
+        return float(times.user + times.system)
+
+    def used(self) -> float:
+        return self._seconds() - self._start
 
 
 def stop_process(process: subprocess.Popen[bytes], *, timeout_s: float = 30.0) -> int:

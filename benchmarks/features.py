@@ -48,6 +48,7 @@ from _common import (
     LIVE_PARTITIONS,
     PRODUCER_CONFIG,
     BenchServices,
+    ProcessCpu,
     bench_services,
     delete_prefix,
     fresh_topic,
@@ -437,6 +438,7 @@ def freshness(opts: Options, services: BenchServices, workdir: Path) -> dict[str
         probe = VisibilityProbe(
             client, keys, index_of, range(opts.warmup, total, opts.sample_every)
         )
+        cpu = ProcessCpu(worker.pid)
         with frozen_heap():
             producer.start()
             _watch(
@@ -447,6 +449,7 @@ def freshness(opts: Options, services: BenchServices, workdir: Path) -> dict[str
                 poll_s=opts.poll_ms / 1000,
             )
             producer.join()
+        worker_cpu_s = cpu.used()
         if producer.error is not None:
             raise RuntimeError(f"paced producer failed: {producer.error}") from producer.error
     except BaseException:
@@ -458,7 +461,9 @@ def freshness(opts: Options, services: BenchServices, workdir: Path) -> dict[str
             print(f"worker exited {code}; log tail:\n{_log_tail(log_path)}", file=sys.stderr)
         delete_prefix(client, spec.redis_prefix)
         client.close()
-    return _freshness_figures(opts, probe, producer.sent_at, code)
+    figures = _freshness_figures(opts, probe, producer.sent_at, code)
+    figures["worker_cpu_us_per_event"] = worker_cpu_s * 1e6 / producer.produced
+    return figures
 
 
 def _timeline(latencies: Mapping[int, float], sent_at: Sequence[float], start: float) -> list[Any]:
@@ -529,6 +534,7 @@ def report(results: Mapping[str, Any]) -> Table:
         table.add_row("freshness p50 ms", f"{fr['p50_ms']:.1f}", "")
         table.add_row("freshness p99 ms", f"{fr['p99_ms']:.1f}", f"< {TARGET_P99_MS:g} {mark}")
         table.add_row("freshness max ms", f"{fr['max_ms']:.1f}", "")
+        table.add_row("worker CPU µs per event", f"{fr['worker_cpu_us_per_event']:.0f}", "")
         table.add_row("sampled / never seen", f"{fr['sampled']} / {fr['never_seen']}", "0 unseen")
     return table
 
