@@ -48,20 +48,23 @@ class WorkerSpec:
         return json.dumps(asdict(self))
 
 
-def feature_flow(spec: WorkerSpec, *, bounded: bool) -> Dataflow:
-    """The fraud feature flow: Kafka in; Redis, Delta, features topic and dead letters out."""
-    stores = FeatureStoreConfig(
+def feature_flow(spec: WorkerSpec, *, bounded: bool, stores: bool = True) -> Dataflow:
+    """The fraud feature flow: Kafka in; Redis, Delta, features topic and dead letters out.
+
+    With `stores=False` its stores sink writes none of the three (the benchmark's budget).
+    """
+    config = FeatureStoreConfig(
         feature_set=FRAUD_FEATURES,
         app_id=spec.app_id,
-        redis_url=spec.redis_url,
+        redis_url=spec.redis_url if stores else None,
         redis_prefix=spec.redis_prefix,
-        delta_root=spec.delta_root,
+        delta_root=spec.delta_root if stores else None,
         delta_storage_options=None,
-        kafka_config=spec.kafka_config,
+        kafka_config=spec.kafka_config if stores else None,
         features_topic=spec.features_topic,
     )
     return build_feature_flow(
-        stores,
+        config,
         KafkaTransactions(spec.kafka_config, spec.source_topic, bounded=bounded),
         dead_letters=DeadLetterTarget(spec.kafka_config, spec.dead_letter_topic),
     )

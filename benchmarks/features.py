@@ -8,6 +8,10 @@
    with `assign()` to EOF, decodes each value with the same codec and produces the value to
    another topic with the same producer options (its producer made ready before the clock
    starts: see `floor_pass`). Reported as pipeline / floor.
+   With `--budget`, each rep also times the same pass without the sinks (the stores sink
+   writes nothing), without the view kernels (each view step runs a kernel returning
+   zeros) and without both (the skeleton: Kafka, decoding, the merge, request features,
+   keying, Bytewax): µs per event of each, against the 40 µs the target leaves.
 3. Freshness, on a fresh `--live-partitions` topic (1 by default: see
    `_common.LIVE_PARTITIONS` for why): the live flow runs in a subprocess while a paced
    producer offers `--rate` events/s for `--seconds`, once the worker has shown the
@@ -41,7 +45,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from itertools import islice
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
+from unittest import mock
 
 import redis
 from _common import (
@@ -69,9 +74,12 @@ from rich.table import Table
 
 from schemas.contracts import codec_for
 from schemas.features.fraud import FRAUD_FEATURES
+from schemas.features.kernels import ViewKernel
 from schemas.features.online import META_FIELD, entity_key, event_id_of
 from schemas.records import Transaction
 from streams.delta_tables import FEATURES, table_uri
+from streams.features import flow as feature_flow_module
+from streams.features.steps import ViewLogic
 from streams.generator import TokenBucket, World, WorldConfig
 from streams.kafka_assign import assign
 from streams.ready_producer import ready_producer
@@ -101,6 +109,7 @@ class Options:
     skip_throughput: bool
     skip_freshness: bool
     recovery: bool
+    budget: bool
 
 
 @dataclass(frozen=True)
@@ -240,23 +249,27 @@ def throughput(opts: Options, services: BenchServices, workdir: Path) -> dict[st
     for rep in range(opts.reps):
         pipeline = pipeline_pass(services, topic, len(records), workdir, recovery=opts.recovery)
         floor = floor_pass(services.kafka_config, topic, len(records))
-        runs.append(
-            {
-                "rep": rep,
-                "pipeline_s": pipeline.seconds,
-                "pipeline_events_per_s": pipeline.events_per_s,
-                "floor_s": floor.seconds,
-                "floor_events_per_s": floor.events_per_s,
-            }
-        )
-        print(
-            f"rep {rep}: pipeline {pipeline.events_per_s:,.0f} ev/s, "
-            f"floor {floor.events_per_s:,.0f} ev/s",
-            flush=True,
-        )
+        run = {
+            "rep": rep,
+            "pipeline_s": pipeline.seconds,
+            "pipeline_events_per_s": pipeline.events_per_s,
+            "floor_s": floor.seconds,
+            "floor_events_per_s": floor.events_per_s,
+        }
+        line = f"pipeline {pipeline.events_per_s:,.0f} ev/s, floor {floor.events_per_s:,.0f} ev/s"
+        if opts.budget:
+            for name, (sinks, kernels) in BUDGET_PASSES.items():
+                timed = budget_pass(
+                    services, topic, len(records), workdir, sinks=sinks, kernels=kernels
+                )
+                run[f"{name}_events_per_s"] = timed.events_per_s
+                line += f", {name} {timed.events_per_s:,.0f}"
+        runs.append(run)
+        print(f"rep {rep}: {line}", flush=True)
     pipeline_median = median([r["pipeline_events_per_s"] for r in runs])
     floor_median = median([r["floor_events_per_s"] for r in runs])
     return {
+        **({"budget": budget_figures(runs)} if opts.budget else {}),
         "events": len(records),
         "pipeline_events_per_s": pipeline_median,
         "floor_events_per_s": floor_median,
@@ -264,6 +277,83 @@ def throughput(opts: Options, services: BenchServices, workdir: Path) -> dict[st
         "target_events_per_s": TARGET_EVENTS_PER_S,
         "meets_target": pipeline_median >= TARGET_EVENTS_PER_S,
         "runs": runs,
+    }
+
+
+# --- budget: where a pass's time goes ----------------------------------------------------
+
+
+class _ZeroKernel:
+    """Stands in for a view's kernel and computes nothing: zeros, never late."""
+
+    def __init__(self, kernel: ViewKernel) -> None:
+        self.view = kernel.view
+        self.retention_ms = kernel.retention_ms
+        self._zeros = (0.0,) * len(kernel.view.aggregations)
+
+    def new_state(self) -> tuple[()]:
+        return ()
+
+    def extract(self, event: Transaction) -> tuple[()]:
+        return ()
+
+    def apply(
+        self, state: object, event_time: int, values: object
+    ) -> tuple[tuple[float, ...], bool]:
+        return self._zeros, False
+
+
+class _ZeroViewLogic(ViewLogic):
+    """The view step with its kernel stubbed out (`_ZeroKernel`): the step's own cost."""
+
+    def __init__(self, kernel: ViewKernel, step: str, resume_state: Any) -> None:
+        super().__init__(cast("ViewKernel", _ZeroKernel(kernel)), step, resume_state)
+
+
+# What each budget pass leaves out of the full pipeline.
+BUDGET_PASSES = {
+    "no_sinks": (False, True),  # (sinks, kernels)
+    "no_kernels": (True, False),
+    "skeleton": (False, False),
+}
+
+
+def budget_pass(
+    services: BenchServices, topic: str, events: int, workdir: Path, *, sinks: bool, kernels: bool
+) -> Timed:
+    """The bounded flow over `topic` with the sinks and/or the view kernels stubbed out.
+
+    Without sinks the stores sink is built with no store to write (the vectors are still
+    assembled and handed to it); without kernels each view step runs a kernel that returns
+    zeros. Decoding, the merge, request features, keying and Bytewax run either way.
+    """
+    spec = worker_spec(services, topic, workdir / uuid.uuid4().hex[:8], recovery=False)
+    flow = feature_flow(spec, bounded=True, stores=sinks)
+    logic = ViewLogic if kernels else _ZeroViewLogic
+    # The flow's step builders read `ViewLogic` when the dataflow starts.
+    with mock.patch.object(feature_flow_module, "ViewLogic", logic), stopwatch() as took:
+        run_dataflow(flow)
+    if sinks:
+        with services.redis_client() as client:
+            delete_prefix(client, spec.redis_prefix)
+    return Timed(events, took[0])
+
+
+def budget_figures(runs: Sequence[Mapping[str, float]]) -> dict[str, Any]:
+    """Medians in µs per event, and the shares they imply (differences of medians).
+
+    kernels = no_sinks - skeleton; sinks = no_kernels - skeleton: each what stubbing it
+    out saved. `target_us` is what the throughput target leaves per event.
+    """
+    us = {
+        name: median([1e6 / r[f"{name}_events_per_s"] for r in runs])
+        for name in ("pipeline", "floor", *BUDGET_PASSES)
+    }
+    return {
+        "us_per_event": us,
+        "kernels_us": us["no_sinks"] - us["skeleton"],
+        "sinks_us": us["no_kernels"] - us["skeleton"],
+        "target_us": 1e6 / TARGET_EVENTS_PER_S,
     }
 
 
@@ -526,6 +616,15 @@ def report(results: Mapping[str, Any]) -> Table:
         table.add_row("pipeline events/s (median)", f"{tp['pipeline_events_per_s']:,.0f}", target)
         table.add_row("floor events/s (median)", f"{tp['floor_events_per_s']:,.0f}", "")
         table.add_row("pipeline / floor", f"{tp['ratio']:.2f}", "")
+        budget = tp.get("budget")
+        if budget is not None:
+            us = budget["us_per_event"]
+            target = f"≤ {budget['target_us']:.0f}"
+            table.add_row("µs per event: pipeline", f"{us['pipeline']:.1f}", target)
+            table.add_row("  skeleton (no sinks, no kernels)", f"{us['skeleton']:.1f}", "")
+            table.add_row("  + view kernels", f"{budget['kernels_us']:.1f}", "")
+            table.add_row("  + sinks", f"{budget['sinks_us']:.1f}", "")
+            table.add_row("  floor loop", f"{us['floor']:.1f}", "")
     fr = results.get("freshness")
     if fr is not None:
         mark = "✓" if fr["meets_target"] else "✗"
@@ -565,6 +664,11 @@ def parse_options(argv: Sequence[str] | None = None) -> Options:
     add("--poll-ms", type=float, default=20, help="pause between Redis visibility polls")
     add("--skip-throughput", action="store_true")
     add("--skip-freshness", action="store_true")
+    add(
+        "--budget",
+        action="store_true",
+        help="also time each rep without sinks, without kernels and without both",
+    )
     add(
         "--recovery",
         action="store_true",
