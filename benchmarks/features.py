@@ -8,7 +8,7 @@
    with `assign()` to EOF, decodes each value with the same codec and produces the value to
    another topic with the same producer options (its producer made ready before the clock
    starts: see `floor_pass`). Reported as pipeline / floor.
-   With `--budget`, each rep also times the same pass without the sinks (the stores sink
+   Unless `--no-budget`, each rep also times the same pass without the sinks (the stores sink
    writes nothing), without the view kernels (each view step runs a kernel returning
    zeros) and without both (the skeleton: Kafka, decoding, the merge, request features,
    keying, Bytewax): µs per event of each, against the 40 µs the target leaves.
@@ -666,7 +666,8 @@ def parse_options(argv: Sequence[str] | None = None) -> Options:
     add("--skip-freshness", action="store_true")
     add(
         "--budget",
-        action="store_true",
+        action=argparse.BooleanOptionalAction,
+        default=True,
         help="also time each rep without sinks, without kernels and without both",
     )
     add(
