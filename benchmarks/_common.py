@@ -40,6 +40,7 @@ __all__ = [
     "PRODUCER_CONFIG",
     "RESULTS_DIR",
     "BenchServices",
+    "MachineCpu",
     "ProcessCpu",
     "bench_services",
     "delete_prefix",
@@ -242,6 +243,19 @@ class ProcessCpu:
 
     def used(self) -> float:
         return self._seconds() - self._start
+
+
+class MachineCpu:
+    """How busy this machine's cores have been since this was made (a share of their time)."""
+
+    def __init__(self) -> None:
+        self._start = psutil.cpu_times()
+
+    def busy(self) -> float:
+        now = psutil.cpu_times()
+        total = sum(now) - sum(self._start)
+        idle = now.idle + now.iowait - self._start.idle - self._start.iowait
+        return 1.0 - idle / total if total > 0 else float("nan")
 
 
 def stop_process(process: subprocess.Popen[bytes], *, timeout_s: float = 30.0) -> int:

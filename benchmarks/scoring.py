@@ -39,7 +39,7 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -47,6 +47,8 @@ from typing import Any
 from _common import (
     LIVE_PARTITIONS,
     BenchServices,
+    MachineCpu,
+    ProcessCpu,
     bench_services,
     fresh_topic,
     frozen_heap,
@@ -150,11 +152,15 @@ def _start(cmd: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[b
 
 
 def _wait(
-    watch: PredictionWatch, prefix: str, n: int, workers: list[Any], timeout_s: float
+    watch: PredictionWatch,
+    prefix: str,
+    n: int,
+    workers: Mapping[str, subprocess.Popen[bytes]],
+    timeout_s: float,
 ) -> bool:
     deadline = time.monotonic() + timeout_s
     while watch.count(prefix) < n:
-        if any(w.poll() is not None for w in workers):
+        if any(w.poll() is not None for w in workers.values()):
             raise RuntimeError("a worker exited early; see its log")
         if time.monotonic() > deadline:
             return False
@@ -164,9 +170,14 @@ def _wait(
 
 def run_rate(
     opts: Options, services: BenchServices, topic: str, watch: PredictionWatch,
-    workers: list[Any], rate: float, seed: int, seconds: float | None = None,
+    workers: Mapping[str, subprocess.Popen[bytes]], rate: float, seed: int,
+    seconds: float | None = None,
 ) -> dict[str, Any]:  # fmt: skip
-    """Offer `rate` events/s for `opts.seconds`; latency figures of every served event."""
+    """Offer `rate` events/s for `opts.seconds`; latency figures of every served event.
+
+    Also each worker's CPU per offered event and how busy the machine's cores were, from
+    the first event offered until the last prediction.
+    """
     n = int(rate * (opts.seconds if seconds is None else seconds))
     config = WorldConfig(seed=seed, cards=opts.cards, merchants=opts.merchants)
     # The world is simulated before the clock: generated while offering the rate, it took
@@ -185,6 +196,8 @@ def run_rate(
             live=True,
         )
 
+    cpu = {name: ProcessCpu(w.pid) for name, w in workers.items()}
+    machine = MachineCpu()
     with frozen_heap():
         started_ms = time.time_ns() // 1_000_000
         thread = threading.Thread(target=producer, daemon=True)
@@ -194,6 +207,8 @@ def run_rate(
         report = done["report"]
         prefix = f"live-{_run_ms(watch, started_ms)}"
         drained = _wait(watch, prefix, report.events, workers, timeout_s=180)
+    cpu_us = {name: c.used() * 1e6 / report.events for name, c in cpu.items()}
+    busy = machine.busy()
     rows = [(e, t) for e, t in watch.served.items() if e.startswith(prefix)]
     e2e = [float(p - s) for _, (p, s) in rows]
     feature = [float(watch.feature_ts[e] - s) for e, (_, s) in rows if e in watch.feature_ts]
@@ -213,6 +228,8 @@ def run_rate(
         "feature_stage_p99_ms": percentile(feature, 99),
         "scoring_stage_p50_ms": percentile(scoring, 50),
         "scoring_stage_p99_ms": percentile(scoring, 99),
+        "cpu_us_per_event": cpu_us,
+        "machine_busy": busy,
         "target_p99_ms": TARGET_P99_MS,
         "meets_target": drained and p99 < TARGET_P99_MS,
         "timeline": _timeline([(s, float(p - s)) for _, (p, s) in rows]),
@@ -321,7 +338,7 @@ def measure_rate(
         scoring_env,
         tmp / "s.log",
     )
-    workers = [features, scoring]
+    workers = {"features": features, "scoring": scoring}
     watch = PredictionWatch(config, spec.features_topic, predictions)
     try:
         warm = run_rate(
@@ -361,6 +378,22 @@ def report(results: dict[str, Any]) -> Table:
     return table
 
 
+def cpu_report(results: dict[str, Any]) -> Table:
+    """Each worker's CPU per offered event, and the share of the 2 cores in use."""
+    table = Table(title="CPU while offering (first event to last prediction)")
+    for column in ("offered/s", "feature worker µs/event", "scoring worker µs/event", "busy"):
+        table.add_column(column, justify="right")
+    for r in results["rates"]:
+        cpu = r["cpu_us_per_event"]
+        table.add_row(
+            f"{r['offered_rate']:,.0f}",
+            f"{cpu['features']:.0f}",
+            f"{cpu['scoring']:.0f}",
+            f"{r['machine_busy']:.0%}",
+        )
+    return table
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the benchmark, print the table, write `benchmarks/results/scoring.json`."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -383,6 +416,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         results = {"options": asdict(opts), **bench(opts, services, Path(tmp))}
     path = write_result("scoring", results)
     Console().print(report(results))
+    Console().print(cpu_report(results))
     print(f"wrote {path}")
     return 0
 
