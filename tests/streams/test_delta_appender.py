@@ -345,3 +345,31 @@ def test_a_commit_between_snapshots_takes_the_rows_of_the_pieces_logged_before_i
         commits.log_new(piece_rows=2)
         _restart(uri, _snapshot_then_die(commits, monkeypatch))
         assert _event_ids(uri) == sorted(f"e{o}" for o in range(8))
+
+
+def test_commits_after_a_checkpoint_reopen_the_table_from_it(tmp_path: Path) -> None:
+    uri = str(tmp_path / "labels")
+    appender = DeltaAppender(
+        uri,
+        labels_schema(),
+        app_id="a",
+        partition_by=["label_date"],
+        resume_version=None,
+        checkpoint_every=2,
+    )
+    for batch in range(2):
+        appender.add(labels_table(_rows(0, range(batch * 5, batch * 5 + 5))))
+        appender.commit()
+    assert appender.reopened_at == -1
+    deadline = time.monotonic() + 30
+    while appender.reopened_at < 0:  # each replayed write reopens once version 2 is checkpointed
+        assert time.monotonic() < deadline, "no reopen from a checkpoint within 30 s"
+        time.sleep(0.05)  # polling interval of the deadline loop
+        appender.add(labels_table(_rows(0, range(10))))
+        assert appender.commit() is None
+    assert appender.reopened_at == 2
+    assert (Path(uri) / "_delta_log" / "00000000000000000002.checkpoint.parquet").exists()
+    assert [appender.accepts(0, o) for o in (9, 10)] == [False, True]
+    appender.add(labels_table(_rows(0, range(10, 12))))
+    assert appender.commit() == 3
+    assert _event_ids(uri) == sorted(f"e{o}" for o in range(12))
