@@ -8,7 +8,8 @@ this process (the commit's Rust threads and the background checkpoints included)
 blocks of `--block` versions: the first block, the last, and their ratio. Before the
 appender reopened its handle from each checkpoint, versions 350-400 cost 5.7× versions
 0-50 (274 against 48 ms, one rep); reopened, 1.7× (63 against 37 ms, medians of 3). What
-is left grows with the table's files, which `skewless compact` bounds.
+is left grows with the table's files: the last row is one more block after
+`skewless compact` (`streams.maintenance.compact_table`) bin-packed them.
 
 Floor, same run: pyarrow writing the same rows as one Parquet file per commit (the data
 file every commit writes), reported as appender / floor per block.
@@ -26,6 +27,7 @@ import sys
 import tempfile
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +41,7 @@ from schemas.features.fraud import FRAUD_FEATURES
 from schemas.records import Transaction
 from streams import delta_tables
 from streams.generator import World, WorldConfig
+from streams.maintenance import compact_table
 from streams.sinks.delta_appender import DeltaAppender
 
 FS = FRAUD_FEATURES
@@ -115,12 +118,19 @@ def one_rep(opts: Options, rows: list[FeatureVector], workdir: Path) -> dict[str
         size = min(opts.block, opts.commits - start)
         for name, seconds in spent.items():
             blocks[name].append(1000 * seconds / size)
+    # `skewless compact`, then one more block of commits: what the files cost.
+    compact_table(appender.uri, retention=timedelta(days=7))
+    before = _cpu_s()
+    for commit in range(opts.commits, opts.commits + opts.block):
+        appender.add_rows(rows[commit * opts.rows : (commit + 1) * opts.rows], row_format)
+        appender.commit()
+    blocks["compacted"] = [1000 * (_cpu_s() - before) / opts.block]
     return blocks
 
 
 def run(opts: Options) -> dict[str, Any]:
     """Every rep; medians per block and the figures the table shows."""
-    rows = vectors(opts.commits * opts.rows, opts.seed)
+    rows = vectors((opts.commits + opts.block) * opts.rows, opts.seed)
     reps = []
     for rep in range(opts.reps):
         with tempfile.TemporaryDirectory(prefix="bench-delta-") as tmp:
@@ -140,6 +150,7 @@ def run(opts: Options) -> dict[str, Any]:
         "first_block_ms": appender[0],
         "last_block_ms": appender[-1],
         "growth": appender[-1] / appender[0],
+        "compacted_ms": median([r["compacted"][0] for r in reps]),
         "floor_ms": median(floor),
         "ratio_first": appender[0] / floor[0],
         "ratio_last": appender[-1] / floor[-1],
@@ -158,6 +169,7 @@ def report(results: dict[str, Any]) -> Table:
         end = min(start + opts["block"], opts["commits"])
         table.add_row(f"{start}-{end}", f"{ms:.1f}", f"{floor:.1f}", f"{ms / floor:.1f}×")
     table.add_row("last / first", f"{results['growth']:.2f}×", "", "")
+    table.add_row("compacted, next block", f"{results['compacted_ms']:.1f}", "", "")
     return table
 
 
