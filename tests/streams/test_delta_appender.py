@@ -46,23 +46,29 @@ def test_replays_are_skipped_by_committed_version_without_recovery_state(tmp_pat
 
 def test_log_checkpoints_are_written_off_the_commit_path(tmp_path: Path) -> None:
     uri = str(tmp_path / "labels")
-    appender = DeltaAppender(
-        uri,
-        labels_schema(),
-        app_id="a",
-        partition_by=["label_date"],
-        resume_version=None,
-        checkpoint_every=3,
-    )
-    for batch in range(3):
-        appender.add(labels_table(_rows(0, range(batch * 5, batch * 5 + 5))))
-        appender.commit()
+    _checkpointing_appender(uri, checkpoint_every=3, batches=3)
     checkpoint = Path(uri) / "_delta_log" / "00000000000000000003.checkpoint.parquet"
     deadline = time.monotonic() + 30
     while not checkpoint.exists():
         assert time.monotonic() < deadline, "no checkpoint at version 3 within 30 s"
         time.sleep(0.05)  # polling interval of the deadline loop
     assert not (Path(uri) / "_delta_log" / "00000000000000000002.checkpoint.parquet").exists()
+
+
+def _checkpointing_appender(uri: str, *, checkpoint_every: int, batches: int) -> DeltaAppender:
+    """An appender checkpointing every `checkpoint_every` versions, `batches` of 5 committed."""
+    appender = DeltaAppender(
+        uri,
+        labels_schema(),
+        app_id="a",
+        partition_by=["label_date"],
+        resume_version=None,
+        checkpoint_every=checkpoint_every,
+    )
+    for batch in range(batches):
+        appender.add(labels_table(_rows(0, range(batch * 5, batch * 5 + 5))))
+        appender.commit()
+    return appender
 
 
 def _labels_appender(uri: str, resume_version: int | None = None) -> DeltaAppender:
@@ -349,17 +355,7 @@ def test_a_commit_between_snapshots_takes_the_rows_of_the_pieces_logged_before_i
 
 def test_commits_after_a_checkpoint_reopen_the_table_from_it(tmp_path: Path) -> None:
     uri = str(tmp_path / "labels")
-    appender = DeltaAppender(
-        uri,
-        labels_schema(),
-        app_id="a",
-        partition_by=["label_date"],
-        resume_version=None,
-        checkpoint_every=2,
-    )
-    for batch in range(2):
-        appender.add(labels_table(_rows(0, range(batch * 5, batch * 5 + 5))))
-        appender.commit()
+    appender = _checkpointing_appender(uri, checkpoint_every=2, batches=2)
     assert appender.reopened_at == -1
     deadline = time.monotonic() + 30
     while appender.reopened_at < 0:  # each replayed write reopens once version 2 is checkpointed
