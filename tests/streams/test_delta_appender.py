@@ -55,7 +55,9 @@ def test_log_checkpoints_are_written_off_the_commit_path(tmp_path: Path) -> None
     assert not (Path(uri) / "_delta_log" / "00000000000000000002.checkpoint.parquet").exists()
 
 
-def _checkpointing_appender(uri: str, *, checkpoint_every: int, batches: int) -> DeltaAppender:
+def _checkpointing_appender(
+    uri: str, *, checkpoint_every: int, batches: int, compact_every: int | None = None
+) -> DeltaAppender:
     """An appender checkpointing every `checkpoint_every` versions, `batches` of 5 committed."""
     appender = DeltaAppender(
         uri,
@@ -64,6 +66,7 @@ def _checkpointing_appender(uri: str, *, checkpoint_every: int, batches: int) ->
         partition_by=["label_date"],
         resume_version=None,
         checkpoint_every=checkpoint_every,
+        compact_every=compact_every,
     )
     for batch in range(batches):
         appender.add(labels_table(_rows(0, range(batch * 5, batch * 5 + 5))))
@@ -369,3 +372,29 @@ def test_commits_after_a_checkpoint_reopen_the_table_from_it(tmp_path: Path) -> 
     appender.add(labels_table(_rows(0, range(10, 12))))
     assert appender.commit() == 3
     assert _event_ids(uri) == sorted(f"e{o}" for o in range(12))
+
+
+def test_compaction_beside_the_commits_keeps_every_row_once_and_replays_skipped(
+    tmp_path: Path,
+) -> None:
+    uri = str(tmp_path / "labels")
+    appender = _checkpointing_appender(uri, checkpoint_every=2, compact_every=4, batches=2)
+    resume = appender.resume_version()  # a snapshot taken before any compaction
+    offset = 10
+    deadline = time.monotonic() + 30
+    while not any(h.get("operation") == "OPTIMIZE" for h in DeltaTable(uri).history()):
+        assert time.monotonic() < deadline, "no compaction within 30 s"
+        time.sleep(0.05)  # polling interval of the deadline loop
+        appender.add(labels_table(_rows(0, range(offset, offset + 2))))
+        appender.commit()
+        offset += 2
+    files = len(DeltaTable(uri).file_uris())
+    assert files < appender.resume_version() - 1  # fewer files than commits
+    assert _event_ids(uri) == sorted(f"e{o}" for o in range(offset))
+    # A worker resumed from the earlier snapshot skips every row the table holds ...
+    resumed = _labels_appender(uri, resume)
+    assert not any(resumed.accepts(0, o) for o in range(10, offset))
+    assert resumed.accepts(0, offset)
+    # ... and so does one started without recovery state.
+    fresh = _labels_appender(uri)
+    assert [fresh.accepts(0, o) for o in (offset - 1, offset)] == [False, True]
