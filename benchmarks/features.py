@@ -160,14 +160,31 @@ def worker_spec(
 
 
 def pipeline_pass(
-    services: BenchServices, topic: str, events: int, workdir: Path, *, recovery: bool = False
+    services: BenchServices,
+    topic: str,
+    events: int,
+    workdir: Path,
+    *,
+    recovery: bool = False,
+    sinks: bool = True,
+    kernels: bool = True,
 ) -> Timed:
-    """Run the bounded flow over `topic` once, every sink on; check Delta got every row."""
+    """Run the bounded flow over `topic` once; with its sinks, check Delta got every row.
+
+    Without `sinks` the stores sink is built with no store to write (the vectors are still
+    assembled and handed to it); without `kernels` each view step runs a kernel returning
+    zeros (`_ZeroKernel`). Decoding, the merge, request features, keying and Bytewax run
+    either way (the budget passes).
+    """
     spec = worker_spec(services, topic, workdir / uuid.uuid4().hex[:8], recovery=recovery)
-    flow = feature_flow(spec, bounded=True)
+    flow = feature_flow(spec, bounded=True, stores=sinks)
     recovery_dir = Path(spec.recovery_dir) if spec.recovery_dir else None
-    with stopwatch() as took:
+    logic = ViewLogic if kernels else _ZeroViewLogic
+    # The flow's step builders read `ViewLogic` when the dataflow starts.
+    with mock.patch.object(feature_flow_module, "ViewLogic", logic), stopwatch() as took:
         run_dataflow(flow, recovery_dir=recovery_dir)
+    if not sinks:
+        return Timed(events, took[0])
     rows = DeltaTable(table_uri(spec.delta_root, FEATURES)).to_pyarrow_dataset().count_rows()
     with services.redis_client() as client:
         delete_prefix(client, spec.redis_prefix)
@@ -259,7 +276,7 @@ def throughput(opts: Options, services: BenchServices, workdir: Path) -> dict[st
         line = f"pipeline {pipeline.events_per_s:,.0f} ev/s, floor {floor.events_per_s:,.0f} ev/s"
         if opts.budget:
             for name, (sinks, kernels) in BUDGET_PASSES.items():
-                timed = budget_pass(
+                timed = pipeline_pass(
                     services, topic, len(records), workdir, sinks=sinks, kernels=kernels
                 )
                 run[f"{name}_events_per_s"] = timed.events_per_s
@@ -316,27 +333,6 @@ BUDGET_PASSES = {
     "no_kernels": (True, False),
     "skeleton": (False, False),
 }
-
-
-def budget_pass(
-    services: BenchServices, topic: str, events: int, workdir: Path, *, sinks: bool, kernels: bool
-) -> Timed:
-    """The bounded flow over `topic` with the sinks and/or the view kernels stubbed out.
-
-    Without sinks the stores sink is built with no store to write (the vectors are still
-    assembled and handed to it); without kernels each view step runs a kernel that returns
-    zeros. Decoding, the merge, request features, keying and Bytewax run either way.
-    """
-    spec = worker_spec(services, topic, workdir / uuid.uuid4().hex[:8], recovery=False)
-    flow = feature_flow(spec, bounded=True, stores=sinks)
-    logic = ViewLogic if kernels else _ZeroViewLogic
-    # The flow's step builders read `ViewLogic` when the dataflow starts.
-    with mock.patch.object(feature_flow_module, "ViewLogic", logic), stopwatch() as took:
-        run_dataflow(flow)
-    if sinks:
-        with services.redis_client() as client:
-            delete_prefix(client, spec.redis_prefix)
-    return Timed(events, took[0])
 
 
 def budget_figures(runs: Sequence[Mapping[str, float]]) -> dict[str, Any]:

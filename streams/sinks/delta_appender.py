@@ -22,7 +22,8 @@ The next commit after a checkpoint reopens the table handle from it: a delta-rs 
 kept up to date with `update_incremental` replays every commit since it was opened on each
 write, so a live worker's commits grew by ~0.6 ms of CPU per version (30 ms at start,
 220 ms after 330 versions, on the features table; a commit per second per table would
-have outgrown its epoch within the hour). Reopened, they stay at the start's cost.
+have outgrown its epoch within the hour). Reopened, they grow only with the table's
+files, which the appender compacts as it goes (see `DeltaAppender`).
 """
 
 from __future__ import annotations
@@ -484,7 +485,8 @@ def _checkpoint_thread() -> ThreadPoolExecutor:
     """The one thread this process writes log checkpoints on, for every appender.
 
     One long-lived thread rather than one per checkpoint: delta-rs has crashed processes
-    whose Delta calls ran on many short-lived threads (delta-io/delta-rs#4643), and a
-    worker of the executor is waited for at exit, so a checkpoint is not cut off halfway.
+    whose Delta calls ran on many short-lived threads (delta-io/delta-rs#4643, reported on
+    Windows), and a worker of the executor is waited for at exit, so a checkpoint or a
+    compaction is not cut off halfway (a clean stop waits for one in progress).
     """
     return ThreadPoolExecutor(1, thread_name_prefix="delta-checkpoint")
