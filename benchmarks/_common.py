@@ -254,8 +254,13 @@ class MachineCpu:
     def busy(self) -> float:
         now = psutil.cpu_times()
         total = sum(now) - sum(self._start)
-        idle = now.idle + now.iowait - self._start.idle - self._start.iowait
+        idle = _idle(now) - _idle(self._start)
         return 1.0 - idle / total if total > 0 else float("nan")
+
+
+def _idle(times: Any) -> float:
+    """Idle CPU seconds in `psutil.cpu_times()` (waiting for I/O counts: Linux has it)."""
+    return float(times.idle + getattr(times, "iowait", 0.0))
 
 
 def stop_process(process: subprocess.Popen[bytes], *, timeout_s: float = 30.0) -> int:

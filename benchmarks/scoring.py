@@ -379,7 +379,7 @@ def report(results: dict[str, Any]) -> Table:
 
 
 def cpu_report(results: dict[str, Any]) -> Table:
-    """Each worker's CPU per offered event, and the share of the 2 cores in use."""
+    """Each worker's CPU per offered event, and the share of the machine's cores in use."""
     table = Table(title="CPU while offering (first event to last prediction)")
     for column in ("offered/s", "feature worker µs/event", "scoring worker µs/event", "busy"):
         table.add_column(column, justify="right")
