@@ -24,7 +24,7 @@ Every figure is the median over `--reps` repetitions, each on a fresh table.
 from __future__ import annotations
 
 import argparse
-import resource
+import os
 import sys
 import tempfile
 from collections.abc import Sequence
@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow.parquet as pq
-from _common import median, write_result
+from _common import ProcessCpu, median, write_result
 from rich.console import Console
 from rich.table import Table
 
@@ -89,11 +89,6 @@ def vectors(n: int, seed: int) -> list[FeatureVector]:
     return out
 
 
-def _cpu_s() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)  # every thread of this process
-    return usage.ru_utime + usage.ru_stime
-
-
 def one_rep(opts: Options, rows: list[FeatureVector], workdir: Path) -> dict[str, list[float]]:
     """CPU ms per commit, per block, for the appender and the Parquet floor."""
     row_format = delta_tables.feature_rows(FS)
@@ -104,29 +99,30 @@ def one_rep(opts: Options, rows: list[FeatureVector], workdir: Path) -> dict[str
         partition_by=["event_date"],
         resume_version=None,
     )
+    cpu = ProcessCpu(os.getpid())  # every thread of this process: commits, checkpoints
     blocks: dict[str, list[float]] = {"appender": [], "floor": []}
     for start in range(0, opts.commits, opts.block):
         spent = {"appender": 0.0, "floor": 0.0}
         for commit in range(start, min(start + opts.block, opts.commits)):
             batch = rows[commit * opts.rows : (commit + 1) * opts.rows]
-            before = _cpu_s()
+            before = cpu.used()
             table = row_format.build(batch)
             pq.write_table(table, workdir / f"floor-{commit}.parquet")
-            spent["floor"] += _cpu_s() - before
-            before = _cpu_s()
+            spent["floor"] += cpu.used() - before
+            before = cpu.used()
             appender.add_rows(batch, row_format)
             appender.commit()
-            spent["appender"] += _cpu_s() - before
+            spent["appender"] += cpu.used() - before
         size = min(opts.block, opts.commits - start)
         for name, seconds in spent.items():
             blocks[name].append(1000 * seconds / size)
     # `skewless compact`, then one more block of commits: what the files cost.
     compact_table(appender.uri, retention=timedelta(days=7))
-    before = _cpu_s()
+    before = cpu.used()
     for commit in range(opts.commits, opts.commits + opts.block):
         appender.add_rows(rows[commit * opts.rows : (commit + 1) * opts.rows], row_format)
         appender.commit()
-    blocks["compacted"] = [1000 * (_cpu_s() - before) / opts.block]
+    blocks["compacted"] = [1000 * (cpu.used() - before) / opts.block]
     return blocks
 
 
