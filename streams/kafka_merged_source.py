@@ -25,6 +25,7 @@ from confluent_kafka import OFFSET_BEGINNING, KafkaError
 from streams import state_log, stop
 from streams.errors import SourceError
 from streams.features.decode import SourceRecord
+from streams.fetch_watch import StallWatch
 from streams.kafka_source import assigned_consumer, consumer_config, list_partitions
 from streams.merge import EventTimeMerge
 
@@ -54,6 +55,9 @@ class _MergedPartition(StatefulSourcePartition[T, dict[int, int]], Generic[T]):
         self._consumers = {
             p: assigned_consumer(config, topic, p, offset) for p, offset in offsets.items()
         }
+        self._watches = {
+            p: StallWatch(self._consumers[p], topic, p, offset) for p, offset in offsets.items()
+        }
         self._merge = EventTimeMerge[T](offsets, tolerance_ms=source.tolerance_ms)
 
     def next_batch(self) -> list[T]:
@@ -71,6 +75,7 @@ class _MergedPartition(StatefulSourcePartition[T, dict[int, int]], Generic[T]):
 
     def _read(self, partition: int) -> None:
         merge, topic = self._merge, self._topic
+        offset = -1
         for msg in self._consumers[partition].consume(self._batch, 0):
             error = msg.error()
             if error is not None:
@@ -80,10 +85,14 @@ class _MergedPartition(StatefulSourcePartition[T, dict[int, int]], Generic[T]):
                 text = f"error consuming Kafka topic {topic!r} [{partition}]: {error}"
                 raise SourceError(text)
             _, timestamp = msg.timestamp()
-            offset: int = msg.offset()  # type: ignore[assignment]
+            offset = msg.offset()  # type: ignore[assignment]
             record = SourceRecord(topic, partition, offset, timestamp, msg.key(), msg.value())
             item = self._prepare(record)
             merge.add(partition, self._event_time(item), offset, item)
+        if offset >= 0:
+            self._watches[partition].got(offset + 1)
+        else:
+            self._watches[partition].idle()
 
     def snapshot(self) -> dict[int, int]:
         return self._merge.next_offsets()

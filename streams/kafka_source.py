@@ -24,6 +24,7 @@ from confluent_kafka.admin import AdminClient
 from streams import stop
 from streams.errors import SourceError
 from streams.features.decode import SourceRecord
+from streams.fetch_watch import StallWatch
 from streams.kafka_assign import assign
 
 __all__ = ["KafkaSource", "assigned_consumer", "consumer_config", "list_partitions"]
@@ -41,6 +42,7 @@ class _KafkaPartition(StatefulSourcePartition[SourceRecord, int]):
         self, config: Mapping[str, str], topic: str, partition: int, offset: int, batch_size: int
     ) -> None:
         self._consumer = assigned_consumer(config, topic, partition, offset)
+        self._watch = StallWatch(self._consumer, topic, partition, offset)
         self._topic, self._partition = topic, partition
         self._offset = offset
         self._batch = batch_size
@@ -71,6 +73,9 @@ class _KafkaPartition(StatefulSourcePartition[SourceRecord, int]):
             )
         if batch:
             self._offset = batch[-1].offset + 1
+            self._watch.got(self._offset)
+        elif not self._eof:
+            self._watch.idle()
         return batch
 
     def snapshot(self) -> int:
