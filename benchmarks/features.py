@@ -489,7 +489,7 @@ class PacedProducer(threading.Thread):
             self.error = exc
 
 
-def _watch(
+def watch_visibility(
     probe: VisibilityProbe,
     produced: Any,
     worker: subprocess.Popen[bytes],
@@ -508,7 +508,7 @@ def _watch(
         time.sleep(poll_s)
 
 
-def _await_delta_rows(
+def await_delta_rows(
     spec: WorkerSpec, rows: int, worker: subprocess.Popen[bytes], *, timeout_s: float
 ) -> None:
     """Wait until the worker's Delta features table holds `rows` rows.
@@ -529,7 +529,7 @@ def _await_delta_rows(
         time.sleep(0.1)  # polling interval of the deadline loop
 
 
-def _log_tail(path: Path, lines: int = 20) -> str:
+def log_tail(path: Path, lines: int = 20) -> str:
     return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
 
 
@@ -557,17 +557,17 @@ def freshness(opts: Options, services: BenchServices, workdir: Path) -> dict[str
         )
         warm = VisibilityProbe(client, keys, index_of, range(opts.warmup))
         producer.prime(records[: opts.warmup])
-        _watch(warm, lambda: opts.warmup, worker, timeout_s=180, poll_s=0.05)
+        watch_visibility(warm, lambda: opts.warmup, worker, timeout_s=180, poll_s=0.05)
         if not warm.complete():
             raise RuntimeError("the live worker did not show the warm-up events within 180s")
-        _await_delta_rows(spec, opts.warmup, worker, timeout_s=180)
+        await_delta_rows(spec, opts.warmup, worker, timeout_s=180)
         probe = VisibilityProbe(
             client, keys, index_of, range(opts.warmup, total, opts.sample_every)
         )
         cpu = ProcessCpu(worker.pid)
         with frozen_heap():
             producer.start()
-            _watch(
+            watch_visibility(
                 probe,
                 lambda: producer.produced,
                 worker,
@@ -579,12 +579,12 @@ def freshness(opts: Options, services: BenchServices, workdir: Path) -> dict[str
         if producer.error is not None:
             raise RuntimeError(f"paced producer failed: {producer.error}") from producer.error
     except BaseException:
-        print(f"worker log tail:\n{_log_tail(log_path)}", file=sys.stderr)
+        print(f"worker log tail:\n{log_tail(log_path)}", file=sys.stderr)
         raise
     finally:
         code = stop_process(worker)
         if code != 0:
-            print(f"worker exited {code}; log tail:\n{_log_tail(log_path)}", file=sys.stderr)
+            print(f"worker exited {code}; log tail:\n{log_tail(log_path)}", file=sys.stderr)
         delete_prefix(client, spec.redis_prefix)
         client.close()
     figures = _freshness_figures(opts, probe, producer.sent_at, code)

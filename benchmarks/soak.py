@@ -53,11 +53,11 @@ from features import (
     WORKER,
     PacedProducer,
     VisibilityProbe,
-    _await_delta_rows,
-    _log_tail,
-    _watch,
+    await_delta_rows,
     encoded,
+    log_tail,
     parse_options,
+    watch_visibility,
     worker_spec,
     world_events,
 )
@@ -179,8 +179,8 @@ def run(opts: Options, services: BenchServices, workdir: Path) -> dict[str, Any]
         )
         warm = VisibilityProbe(client, keys, index_of, range(opts.warmup))
         producer.prime(records[: opts.warmup])
-        _watch(warm, lambda: opts.warmup, worker, timeout_s=180, poll_s=0.05)
-        _await_delta_rows(spec, opts.warmup, worker, timeout_s=180)
+        watch_visibility(warm, lambda: opts.warmup, worker, timeout_s=180, poll_s=0.05)
+        await_delta_rows(spec, opts.warmup, worker, timeout_s=180)
         probe = VisibilityProbe(
             client, keys, index_of, range(opts.warmup, total, opts.sample_every)
         )
@@ -207,7 +207,7 @@ def run(opts: Options, services: BenchServices, workdir: Path) -> dict[str, Any]
         if producer.error is not None:
             raise RuntimeError(f"paced producer failed: {producer.error}") from producer.error
     except BaseException:
-        print(f"worker log tail:\n{_log_tail(log_path)}", file=sys.stderr)
+        print(f"worker log tail:\n{log_tail(log_path)}", file=sys.stderr)
         raise
     finally:
         code = stop_process(worker)
@@ -225,7 +225,7 @@ def run(opts: Options, services: BenchServices, workdir: Path) -> dict[str, Any]
         "never_seen": len(probe.measured) - len(probe.seen_at),
         "worker_exit_code": code,
         "worker_warnings": [
-            line for line in _log_tail(log_path, 200).splitlines() if "Kafka topic" in line
+            line for line in log_tail(log_path, 200).splitlines() if "Kafka topic" in line
         ],
     }
 
