@@ -44,7 +44,7 @@ import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from itertools import islice
 from pathlib import Path
@@ -533,16 +533,51 @@ def log_tail(path: Path, lines: int = 20) -> str:
     return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
 
 
-def freshness(opts: Options, services: BenchServices, workdir: Path) -> dict[str, Any]:
-    """Warm the live worker up, offer `rate` events/s for `seconds`, measure visibility."""
-    total = opts.warmup + int(opts.rate * opts.seconds)
-    events = world_events(opts, total, seed=opts.seed + 1, out_of_order=0.0)
+@dataclass
+class LiveWorker:
+    """A live feature worker (a subprocess) on a fresh topic, and the paced producer for it.
+
+    `probe(measured)` watches stream indices of `events` in Redis; `exit_code` is set once
+    the worker has been stopped (`warm_live_worker`'s exit).
+    """
+
+    spec: WorkerSpec
+    worker: subprocess.Popen[bytes]
+    producer: PacedProducer
+    client: redis.Redis
+    keys: list[str]
+    index_of: dict[str, int]
+    exit_code: int | None = None
+
+    def probe(self, measured: Sequence[int]) -> VisibilityProbe:
+        return VisibilityProbe(self.client, self.keys, self.index_of, measured)
+
+
+@contextlib.contextmanager
+def warm_live_worker(
+    services: BenchServices,
+    workdir: Path,
+    events: Sequence[Transaction],
+    *,
+    partitions: int,
+    recovery: bool,
+    warmup: int,
+    rate: float,
+    producer_options: Mapping[str, str] | None = None,
+) -> Iterator[LiveWorker]:
+    """Start the live worker on a fresh `partitions`-partition topic and warm it up.
+
+    The first `warmup` events are produced unpaced; the block starts once the worker has
+    shown them in Redis and committed them to Delta. The producer (not started) offers the
+    rest at `rate` events/s. On exit the worker is stopped (SIGTERM) and its Redis keys
+    deleted; its log's tail is printed if the block failed or the worker did not exit 0.
+    """
+    topic = fresh_topic(services.kafka_config, "tx-live", partitions)
+    spec = worker_spec(services, topic, workdir, recovery=recovery)
     records = encoded(events)
-    topic = fresh_topic(services.kafka_config, "tx-live", opts.live_partitions)
-    spec = worker_spec(services, topic, workdir / "live", recovery=opts.recovery)
     keys = [entity_key(FRAUD_FEATURES, "card", e.card_id, prefix=spec.redis_prefix) for e in events]
     index_of = {e.event_id: i for i, e in enumerate(events)}
-    log_path = workdir / "worker.log"
+    log_path = workdir.parent / f"{workdir.name}-worker.log"
     client = services.redis_client()
     with log_path.open("wb") as log:
         worker = subprocess.Popen(
@@ -551,26 +586,52 @@ def freshness(opts: Options, services: BenchServices, workdir: Path) -> dict[str
             stdout=log,
             stderr=subprocess.STDOUT,
         )
+    config = {**services.kafka_config, **(producer_options or {})}
+    producer = PacedProducer(config, topic, records, start=warmup, rate=rate)
+    live = LiveWorker(spec, worker, producer, client, keys, index_of)
     try:
-        producer = PacedProducer(
-            services.kafka_config, topic, records, start=opts.warmup, rate=opts.rate
-        )
-        warm = VisibilityProbe(client, keys, index_of, range(opts.warmup))
-        producer.prime(records[: opts.warmup])
-        watch_visibility(warm, lambda: opts.warmup, worker, timeout_s=180, poll_s=0.05)
+        warm = live.probe(range(warmup))
+        producer.prime(records[:warmup])
+        watch_visibility(warm, lambda: warmup, worker, timeout_s=180, poll_s=0.05)
         if not warm.complete():
             raise RuntimeError("the live worker did not show the warm-up events within 180s")
-        await_delta_rows(spec, opts.warmup, worker, timeout_s=180)
-        probe = VisibilityProbe(
-            client, keys, index_of, range(opts.warmup, total, opts.sample_every)
-        )
-        cpu = ProcessCpu(worker.pid)
+        await_delta_rows(spec, warmup, worker, timeout_s=180)
+        yield live
+    except BaseException:
+        print(f"worker log tail:\n{log_tail(log_path)}", file=sys.stderr)
+        raise
+    finally:
+        live.exit_code = stop_process(worker)
+        if live.exit_code != 0:
+            print(
+                f"worker exited {live.exit_code}; log tail:\n{log_tail(log_path)}", file=sys.stderr
+            )
+        delete_prefix(client, spec.redis_prefix)
+        client.close()
+
+
+def freshness(opts: Options, services: BenchServices, workdir: Path) -> dict[str, Any]:
+    """Warm the live worker up, offer `rate` events/s for `seconds`, measure visibility."""
+    total = opts.warmup + int(opts.rate * opts.seconds)
+    events = world_events(opts, total, seed=opts.seed + 1, out_of_order=0.0)
+    with warm_live_worker(
+        services,
+        workdir / "live",
+        events,
+        partitions=opts.live_partitions,
+        recovery=opts.recovery,
+        warmup=opts.warmup,
+        rate=opts.rate,
+    ) as live:
+        producer = live.producer
+        probe = live.probe(range(opts.warmup, total, opts.sample_every))
+        cpu = ProcessCpu(live.worker.pid)
         with frozen_heap():
             producer.start()
             watch_visibility(
                 probe,
                 lambda: producer.produced,
-                worker,
+                live.worker,
                 timeout_s=opts.seconds + 60,
                 poll_s=opts.poll_ms / 1000,
             )
@@ -578,16 +639,8 @@ def freshness(opts: Options, services: BenchServices, workdir: Path) -> dict[str
         worker_cpu_s = cpu.used()
         if producer.error is not None:
             raise RuntimeError(f"paced producer failed: {producer.error}") from producer.error
-    except BaseException:
-        print(f"worker log tail:\n{log_tail(log_path)}", file=sys.stderr)
-        raise
-    finally:
-        code = stop_process(worker)
-        if code != 0:
-            print(f"worker exited {code}; log tail:\n{log_tail(log_path)}", file=sys.stderr)
-        delete_prefix(client, spec.redis_prefix)
-        client.close()
-    figures = _freshness_figures(opts, probe, producer.sent_at, code)
+    assert live.exit_code is not None
+    figures = _freshness_figures(opts, probe, producer.sent_at, live.exit_code)
     figures["worker_cpu_us_per_event"] = worker_cpu_s * 1e6 / producer.produced
     return figures
 

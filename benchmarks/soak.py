@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import itertools
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -38,34 +37,12 @@ from pathlib import Path
 from typing import Any
 
 import psutil
-from _common import (
-    BenchServices,
-    bench_services,
-    delete_prefix,
-    fresh_topic,
-    percentile,
-    stop_process,
-    write_result,
-)
-from _feature_worker import SPEC_ENV
+from _common import BenchServices, bench_services, percentile, write_result
 from deltalake import DeltaTable
-from features import (
-    WORKER,
-    PacedProducer,
-    VisibilityProbe,
-    await_delta_rows,
-    encoded,
-    log_tail,
-    parse_options,
-    watch_visibility,
-    worker_spec,
-    world_events,
-)
+from features import log_tail, parse_options, warm_live_worker, world_events
 from rich.console import Console
 from rich.table import Table
 
-from schemas.features.fraud import FRAUD_FEATURES
-from schemas.features.online import entity_key
 from streams.delta_tables import FEATURES, table_uri
 from streams.state_log import DIR_NAME
 
@@ -154,39 +131,24 @@ def run(opts: Options, services: BenchServices, workdir: Path) -> dict[str, Any]
     world = parse_options(["--seed", str(opts.seed)])
     total = opts.warmup + int(opts.rate * opts.seconds)
     events = world_events(world, total, seed=opts.seed + 2, out_of_order=0.0)
-    records = encoded(events)
-    config = services.kafka_config
-    topic = fresh_topic(config, "tx-soak", opts.partitions)
-    spec = worker_spec(services, topic, workdir / "soak", recovery=True)
-    keys = [entity_key(FRAUD_FEATURES, "card", e.card_id, prefix=spec.redis_prefix) for e in events]
-    index_of = {e.event_id: i for i, e in enumerate(events)}
-    log_path = workdir / "worker.log"
-    client = services.redis_client()
-    with log_path.open("wb") as log:
-        worker = subprocess.Popen(
-            [sys.executable, str(WORKER)],
-            env={**os.environ, SPEC_ENV: spec.to_env()},
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        producer = PacedProducer(
-            {**config, "linger.ms": str(opts.linger_ms)},
-            topic,
-            records,
-            start=opts.warmup,
-            rate=opts.rate,
-        )
-        warm = VisibilityProbe(client, keys, index_of, range(opts.warmup))
-        producer.prime(records[: opts.warmup])
-        watch_visibility(warm, lambda: opts.warmup, worker, timeout_s=180, poll_s=0.05)
-        await_delta_rows(spec, opts.warmup, worker, timeout_s=180)
-        probe = VisibilityProbe(
-            client, keys, index_of, range(opts.warmup, total, opts.sample_every)
-        )
-        assert spec.recovery_dir is not None
+    with warm_live_worker(
+        services,
+        workdir / "soak",
+        events,
+        partitions=opts.partitions,
+        recovery=True,
+        warmup=opts.warmup,
+        rate=opts.rate,
+        producer_options={"linger.ms": str(opts.linger_ms)},
+    ) as live:
+        producer, worker = live.producer, live.worker
+        probe = live.probe(range(opts.warmup, total, opts.sample_every))
+        assert live.spec.recovery_dir is not None
         sampler = _Sampler(
-            worker.pid, Path(spec.recovery_dir) / DIR_NAME, table_uri(spec.delta_root, FEATURES), []
+            worker.pid,
+            Path(live.spec.recovery_dir) / DIR_NAME,
+            table_uri(live.spec.delta_root, FEATURES),
+            [],
         )
         start = time.monotonic()
         sampler.sample(0.0, opts.warmup)
@@ -206,15 +168,9 @@ def run(opts: Options, services: BenchServices, workdir: Path) -> dict[str, Any]
         producer.join()
         if producer.error is not None:
             raise RuntimeError(f"paced producer failed: {producer.error}") from producer.error
-    except BaseException:
-        print(f"worker log tail:\n{log_tail(log_path)}", file=sys.stderr)
-        raise
-    finally:
-        code = stop_process(worker)
-        delete_prefix(client, spec.redis_prefix)
-        client.close()
     rows = _intervals(sampler.samples, probe.seen_at, producer.sent_at, start)
     first, last = rows[0], rows[-1]
+    log = log_tail(workdir / "soak-worker.log", 200)
     return {
         "options": asdict(opts),
         "intervals": rows,
@@ -223,10 +179,8 @@ def run(opts: Options, services: BenchServices, workdir: Path) -> dict[str, Any]
             for k in ("cpu_us_per_event", "rss_mb", "p99_ms", "state_log_mb", "delta_files")
         },
         "never_seen": len(probe.measured) - len(probe.seen_at),
-        "worker_exit_code": code,
-        "worker_warnings": [
-            line for line in log_tail(log_path, 200).splitlines() if "Kafka topic" in line
-        ],
+        "worker_exit_code": live.exit_code,
+        "worker_warnings": [line for line in log.splitlines() if "Kafka topic" in line],
     }
 
 
