@@ -4,7 +4,7 @@ Tansu 0.6 (memory storage) lists every record batch of a partition on each fetch
 end. This fills one fresh partition with batches of `--records` records each (one flush
 per batch, as a live producer's linger makes them) and, at each of `--batches` totals,
 times a fresh assigned consumer fetching the last `--records // 2` records: the time to
-get them, or no answer within `--timeout` seconds. Past about 6,000 batches the time
+get them, or no answer within `--timeout` seconds. Past some 4,000-6,000 batches the time
 jumps and then fetches stop being answered (README, The embedded broker); the run stops
 at the first total with no answer. Each figure is one fetch: the cliff moves from run to
 run, so several runs show its spread.

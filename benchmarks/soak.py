@@ -9,10 +9,10 @@ offered event, resident memory, its state log on disk, and its Delta features ta
 interval: each figure of the last one is also given as a ratio to it.
 
 What is expected to grow: the entities' state while their windows fill (the world makes
-60,000 events a simulated day; the longest windows are 30 days), so CPU per event and
-memory rise at first (a bulk pass: ~20% from the first 100,000 events to the steady state,
-`benchmarks/features.py --events 500000`), and the Delta table's files until the worker's
-compaction every 600 commits. What is not: anything after that.
+60,000 events a simulated day; the longest windows are 7 days, kept 8 with lateness), so
+CPU per event and memory rise at first (a bulk pass: ~20% from the first 100,000 events to
+the steady state, `benchmarks/features.py --events 500000`), and the Delta table's files
+until the worker's compaction every 600 commits. What is not: anything after that.
 
 The source topic has `--partitions` partitions (4) and the producer lingers `--linger-ms`
 (100 ms, which freshness includes): the embedded broker stops answering fetches of a
