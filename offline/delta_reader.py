@@ -117,7 +117,7 @@ def open_delta(
     except (DeltaError, OSError) as exc:
         msg = (
             f"cannot load version {version} of the Delta table {uri!r} (latest {latest}); "
-            f"was it vacuumed? ({exc})"
+            f"was it vacuumed, or its log cleaned up after the table's retention? ({exc})"
         )
         raise OfflineError(msg) from exc
     return table

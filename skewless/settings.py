@@ -78,6 +78,9 @@ class Settings(BaseSettings):
     state_dir: Path = Path(".skewless")
     delta_uri: str | None = None
     delta_storage_options: dict[str, str] = Field(default_factory=dict)
+    # How long the feature worker keeps replaced Delta files and old log versions (so
+    # how far back time travel reaches) before it deletes them.
+    delta_retention_hours: int = Field(default=168, ge=1)
     topics: Topics = Field(default_factory=Topics)
 
     @field_validator("kafka_options", "schema_registry_options", "delta_storage_options")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 from schemas.features import FeatureSet
@@ -58,6 +59,7 @@ def feature_store_config(
         kafka_config=kafka_config(settings, endpoints),
         features_topic=settings.topics.features,
         schema_registry=schema_registry(settings),
+        retention=timedelta(hours=settings.delta_retention_hours),
     )
 
 

@@ -13,6 +13,7 @@ will be replayed into all three stores.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import redis
@@ -25,7 +26,7 @@ from schemas.features.vector_avro import FeatureVectorWriter
 from schemas.records import Transaction
 from streams import delta_tables
 from streams.features.decode import Decoded
-from streams.sinks.delta_appender import DeltaAppender
+from streams.sinks.delta_appender import RETENTION, DeltaAppender
 from streams.sinks.delta_commits import BackgroundCommits
 from streams.sinks.kafka_outbox import KafkaOutbox
 from streams.sinks.online import RedisOnlineWriter
@@ -50,6 +51,7 @@ class FeatureStoreConfig:
     write_raw: bool = True
     commit_rows: int = 50_000
     schema_registry: dict[str, str] | None = None  # {"url": ...}: Confluent framing
+    retention: timedelta = RETENTION  # of replaced Delta files and log versions
 
 
 class FeatureStorePartition(StatefulSinkPartition[StoreItem, dict[str, Any]]):
@@ -89,6 +91,7 @@ class FeatureStorePartition(StatefulSinkPartition[StoreItem, dict[str, Any]]):
                 partition_by=["event_date"],
                 resume_version=resume.get("features"),
                 storage_options=config.delta_storage_options,
+                retention=config.retention,
             )
             if config.write_raw:
                 self._raw = DeltaAppender(
@@ -98,6 +101,7 @@ class FeatureStorePartition(StatefulSinkPartition[StoreItem, dict[str, Any]]):
                     partition_by=["event_date"],
                     resume_version=resume.get("transactions"),
                     storage_options=config.delta_storage_options,
+                    retention=config.retention,
                 )
         appenders = {"features": self._features, "transactions": self._raw}
         self._delta = BackgroundCommits(

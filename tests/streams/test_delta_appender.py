@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import os
 import pickle
 import time
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from deltalake import DeltaTable
 
@@ -22,7 +25,8 @@ from streams.delta_tables import (
     labels_schema,
     labels_table,
 )
-from streams.sinks.delta_appender import DeltaAppender, Rows, _Pending
+from streams.errors import StoreError
+from streams.sinks.delta_appender import DeltaAppender, Rows, _Pending, retention_properties
 from streams.sinks.delta_commits import STAGED, STAGED_GEN, BackgroundCommits
 
 
@@ -398,3 +402,52 @@ def test_compaction_beside_the_commits_keeps_every_row_once_and_replays_skipped(
     # ... and so does one started without recovery state.
     fresh = _labels_appender(uri)
     assert [fresh.accepts(0, o) for o in (offset - 1, offset)] == [False, True]
+
+
+def test_after_a_compaction_replaced_files_and_old_log_versions_past_retention_are_deleted(
+    tmp_path: Path,
+) -> None:
+    uri = str(tmp_path / "labels")
+    appender = DeltaAppender(
+        uri,
+        labels_schema(),
+        app_id="a",
+        partition_by=["label_date"],
+        resume_version=None,
+        checkpoint_every=1,
+        compact_every=3,
+        retention=timedelta(0),
+    )
+    log = Path(uri) / "_delta_log"
+    # A data file written two hours ago and not committed yet (as a commit in flight's).
+    stray = Path(uri) / "part-00000-in-flight.parquet"
+    pq.write_table(labels_table(_rows(1, range(1))), stray)
+    os.utime(stray, (time.time() - 7200, time.time() - 7200))
+    for batch in range(3):  # versions 1-3, each checkpointed; the third compacted first
+        appender.add(labels_table(_rows(0, range(batch * 5, batch * 5 + 5))))
+        appender.commit()
+        appender.settle()  # no commit runs beside the housekeeping, whose retention is 0
+    table = DeltaTable(uri)
+    assert table.metadata().configuration == retention_properties(timedelta(0))
+    assert any(h.get("operation") == "VACUUM END" for h in table.history())
+    # Only the compacted file is left of the table's, and the log starts at the checkpoint.
+    assert stray.exists()
+    on_disk = sorted(
+        str(p.relative_to(uri))
+        for p in Path(uri).rglob("*.parquet")
+        if log not in p.parents and p != stray
+    )
+    assert on_disk == sorted(
+        Path(f).relative_to(Path(uri).resolve()).as_posix() for f in table.file_uris()
+    )
+    assert len(on_disk) == 1
+    assert not (log / "00000000000000000000.json").exists()
+    assert _event_ids(uri) == sorted(f"e{o}" for o in range(15))
+    # Writing goes on, replays are still skipped ...
+    appender.add(labels_table(_rows(0, range(15, 20))))
+    appender.commit()
+    assert _event_ids(uri) == sorted(f"e{o}" for o in range(20))
+    assert [_labels_appender(uri).accepts(0, o) for o in (19, 20)] == [False, True]
+    # ... but a snapshot from before the log's first version can no longer be resumed.
+    with pytest.raises(StoreError, match=r"no longer holds.*features backfill"):
+        _labels_appender(uri, resume_version=1)
