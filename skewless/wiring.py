@@ -60,6 +60,7 @@ def feature_store_config(
         features_topic=settings.topics.features,
         schema_registry=schema_registry(settings),
         retention=timedelta(hours=settings.delta_retention_hours),
+        commit_interval=timedelta(seconds=settings.delta_commit_seconds),
     )
 
 

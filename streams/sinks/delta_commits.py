@@ -92,8 +92,15 @@ class BackgroundCommits:
         self._commit(cut, gen=0)
         return cut
 
-    def snapshot(self) -> dict[str, Any]:
-        """Per appender the version replays may find rows in, plus the rows now committing."""
+    def snapshot(self, *, commit: bool = True) -> dict[str, Any]:
+        """Per appender the version replays may find rows in, plus the rows now committing.
+
+        With a state log, `commit=False` only logs the rows: they stay buffered, and a
+        later snapshot (or a full buffer, or `close`) commits every generation logged
+        since the last commit as one version, then drops them from the log. A restore
+        commits each generation the log still holds, unless the table holds it. Without a
+        log the rows are committed regardless (they would be lost from the snapshot).
+        """
         self.wait()
         state: dict[str, Any] = {n: a.resume_version() for n, a in self._appenders.items()}
         log = self._log
@@ -102,11 +109,11 @@ class BackgroundCommits:
             return state
         # Logged, then committed: the commit thread may drop them as soon as they land.
         rest = self._take_new()
-        cut = self._cut()
         self._gen += 1
         log.stage(_LOG_STEP, self._log_key, self._gen, pickle.dumps(rest, 5))
         log.flush()  # its pieces first, with what upstream steps staged for this epoch
-        self._commit(cut, gen=self._gen)
+        if commit:
+            self._commit(self._cut(), gen=self._gen)
         state[STAGED_GEN] = self._gen
         return state
 

@@ -16,12 +16,19 @@ def test_a_bad_merge_tolerance_names_the_option_and_what_was_expected() -> None:
     assert "'5x'" in message
 
 
-def test_a_delta_retention_under_an_hour_is_refused_naming_the_setting(
-    monkeypatch: pytest.MonkeyPatch,
+@pytest.mark.parametrize(
+    ("setting", "value", "expected"),
+    [
+        ("delta_retention_hours", "0", "greater than or equal to 1"),
+        ("delta_commit_seconds", "-1", "greater than or equal to 0"),
+    ],
+)
+def test_a_bad_delta_setting_is_refused_naming_it_and_what_was_expected(
+    setting: str, value: str, expected: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("SKEWLESS_DELTA_RETENTION_HOURS", "0")
+    monkeypatch.setenv(f"SKEWLESS_{setting.upper()}", value)
     result = CliRunner().invoke(app, ["features", "run"])
     assert result.exit_code != 0
     message = str(result.exception)
-    assert "delta_retention_hours" in message
-    assert "greater than or equal to 1" in message
+    assert setting in message
+    assert expected in message

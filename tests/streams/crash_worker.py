@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from datetime import timedelta
 from pathlib import Path
 
 from schemas.features.fraud import FRAUD_FEATURES
@@ -26,6 +27,7 @@ def main(raw: str) -> None:
         delta_storage_options=None,
         kafka_config=kafka,
         features_topic=args["features_topic"],
+        commit_interval=timedelta(seconds=float(args.get("commit_seconds", 0))),
     )
     workers = int(args.get("workers", 1))
     flow = build_feature_flow(

@@ -96,7 +96,9 @@ def worker_args(
 ) -> Callable[..., dict[str, object]]:
     """Factory: a crash worker's arguments, reading `topic`, writing stores of its own `name`."""
 
-    def make(topic: str, name: str, *, recovery: bool, workers: int = 1) -> dict[str, object]:
+    def make(
+        topic: str, name: str, *, recovery: bool, workers: int = 1, commit_seconds: float = 2.5
+    ) -> dict[str, object]:
         return {
             "kafka_config": kafka_config,
             "redis_url": services.redis_url,
@@ -107,6 +109,9 @@ def worker_args(
             "dead_topic": make_topic(f"dl-{name}", 1),
             "recovery_dir": str(tmp_path / f"recovery-{name}") if recovery else None,
             "workers": workers,
+            # Delta commits every 2.5 s, as `skewless features run` every 10 s: the epochs
+            # in between only log their rows.
+            "commit_seconds": commit_seconds,
         }
 
     return make
@@ -172,7 +177,8 @@ def test_sigterm_drains_and_snapshots_so_a_restart_replays_nothing(
 ) -> None:
     events = EVENTS // 2  # the stop lands mid-stream on a machine 2.5x as fast as this too
     topic, stream = _produced(kafka_config, make_topic, events, seed=22)
-    args = worker_args(topic, "stopped", recovery=True)
+    # Committing every epoch: the stop is timed by the rows Delta holds.
+    args = worker_args(topic, "stopped", recovery=True, commit_seconds=0)
     features_topic = str(args["features_topic"])
 
     stopped = _worker(args, stderr=subprocess.PIPE)

@@ -360,6 +360,46 @@ def test_a_commit_between_snapshots_takes_the_rows_of_the_pieces_logged_before_i
         assert _event_ids(uri) == sorted(f"e{o}" for o in range(8))
 
 
+def test_snapshots_that_defer_the_commit_log_rows_until_one_commits_them_all(
+    tmp_path: Path,
+) -> None:
+    uri = str(tmp_path / "labels")
+    with state_log.opened(tmp_path / "recovery") as log:
+        assert log is not None
+        appender, commits = _logging(uri)
+        appender.add_rows(_rows(0, range(3)), LABEL_ROWS)
+        assert commits.snapshot(commit=False)[STAGED_GEN] == 1
+        appender.add_rows(_rows(0, range(3, 5)), LABEL_ROWS)
+        commits.snapshot(commit=False)
+        assert _versions(uri) == 0  # nothing committed yet
+        appender.add_rows(_rows(0, range(5, 8)), LABEL_ROWS)
+        assert commits.snapshot()[STAGED_GEN] == 3
+        commits.wait()
+        assert _versions(uri) == 1  # the three epochs' rows as one version
+        assert _event_ids(uri) == sorted(f"e{o}" for o in range(8))
+        assert log.resume("delta-staged", "p0", 3) == []  # every generation dropped
+        commits.close()
+
+
+def test_rows_of_deferred_commits_a_crash_kept_from_landing_are_committed_once_on_restore(
+    tmp_path: Path,
+) -> None:
+    uri = str(tmp_path / "labels")
+    with state_log.opened(tmp_path / "recovery"):
+        appender, commits = _logging(uri)
+        appender.add_rows(_rows(0, range(3)), LABEL_ROWS)
+        commits.snapshot()
+        commits.wait()  # e0-e2 landed
+        appender.add_rows(_rows(0, range(3, 5)), LABEL_ROWS)
+        commits.snapshot(commit=False)
+        appender.add_rows(_rows(0, range(5, 6)), LABEL_ROWS)
+        commits.log_new(piece_rows=1)
+        state = commits.snapshot(commit=False)  # the worker dies after this snapshot
+        for _ in range(2):  # the restored worker dies again before its next snapshot
+            _restart(uri, state)
+        assert _event_ids(uri) == sorted(f"e{o}" for o in range(6))
+
+
 def test_commits_after_a_checkpoint_reopen_the_table_from_it(tmp_path: Path) -> None:
     uri = str(tmp_path / "labels")
     appender = _checkpointing_appender(uri, checkpoint_every=2, batches=2)
