@@ -22,7 +22,7 @@ from typing import Generic, TypeVar
 from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 from confluent_kafka import OFFSET_BEGINNING, KafkaError
 
-from streams import state_log, stop
+from streams import idle, state_log, stop
 from streams.errors import SourceError
 from streams.features.decode import SourceRecord
 from streams.fetch_watch import StallWatch
@@ -69,8 +69,10 @@ class _MergedPartition(StatefulSourcePartition[T, dict[int, int]], Generic[T]):
         # A poll takes as much as a poll of each partition did: the wave size a backlog
         # measured best at (`streams.sources.kafka_source`).
         batch = merge.take(self._batch * len(self._consumers))
-        if not batch and merge.finished:
-            raise StopIteration
+        if not batch:
+            if merge.finished:
+                raise StopIteration
+            idle.run()  # a sink's commit that is due (`streams.idle`)
         return batch
 
     def _read(self, partition: int) -> None:

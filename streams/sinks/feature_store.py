@@ -25,7 +25,7 @@ from schemas.contracts import registry_client
 from schemas.features import FeatureSet, FeatureVector, feature_vector_schema
 from schemas.features.vector_avro import FeatureVectorWriter
 from schemas.records import Transaction
-from streams import delta_tables
+from streams import delta_tables, idle, state_log
 from streams.features.decode import Decoded
 from streams.sinks.delta_appender import RETENTION, DeltaAppender
 from streams.sinks.delta_commits import BackgroundCommits
@@ -53,15 +53,27 @@ class FeatureStoreConfig:
     commit_rows: int = 50_000
     schema_registry: dict[str, str] | None = None  # {"url": ...}: Confluent framing
     retention: timedelta = RETENTION  # of replaced Delta files and log versions
-    # Snapshots between Delta commits only log the rows (with recovery on): 0 commits at
-    # every epoch.
+    # Snapshots between Delta commits only log the rows: 0 commits at every epoch, as do
+    # a flow without recovery and a sink of several partitions (see `FeatureStoreSink`).
     commit_interval: timedelta = timedelta(0)
 
 
 class FeatureStorePartition(StatefulSinkPartition[StoreItem, dict[str, Any]]):
-    """One sink partition's writers; its snapshot is the Delta replay point per table."""
+    """One sink partition's writers; its snapshot is the Delta replay point per table.
 
-    def __init__(self, config: FeatureStoreConfig, part: str, resume: dict[str, Any] | None):
+    With `defer`, the commit interval applies: a snapshot commits once the interval has
+    passed since the last commit, and so does an idle poll of the source on this thread
+    (`streams.idle`: Bytewax snapshots only partitions written to in the epoch).
+    """
+
+    def __init__(
+        self,
+        config: FeatureStoreConfig,
+        part: str,
+        resume: dict[str, Any] | None,
+        *,
+        defer: bool = False,
+    ):
         fs = config.feature_set
         self._fs = fs
         self._online = (
@@ -84,8 +96,6 @@ class FeatureStorePartition(StatefulSinkPartition[StoreItem, dict[str, Any]]):
         self._writer = FeatureVectorWriter(fs)
         self._feature_rows = delta_tables.feature_rows(fs)
         self._commit_rows = config.commit_rows
-        self._commit_interval_s = config.commit_interval.total_seconds()
-        self._committed_at = time.monotonic()
         self._features: DeltaAppender | None = None
         self._raw: DeltaAppender | None = None
         resume = resume or {}
@@ -115,6 +125,11 @@ class FeatureStorePartition(StatefulSinkPartition[StoreItem, dict[str, Any]]):
             log_key=f"{config.app_id}.{part}",
         )
         self._delta.restore(resume)
+        deferring = defer and self._features is not None and state_log.active() is not None
+        self._commit_interval_s = config.commit_interval.total_seconds() if deferring else 0.0
+        self._committed_at = time.monotonic()
+        if self._commit_interval_s > 0:
+            idle.register(self._commit_if_due)
 
     def write_batch(self, items: list[StoreItem]) -> None:
         features = self._features
@@ -152,6 +167,17 @@ class FeatureStorePartition(StatefulSinkPartition[StoreItem, dict[str, Any]]):
             else:
                 self._delta.log_new()
 
+    def _commit_if_due(self) -> None:
+        """From an idle source poll: commit the rows buffered once the interval has passed."""
+        features = self._features
+        if features is None or features.rows_buffered == 0:
+            return
+        if time.monotonic() - self._committed_at < self._commit_interval_s:
+            return
+        self._acknowledge()
+        self._delta.submit()
+        self._committed_at = time.monotonic()
+
     def _acknowledge(self) -> None:
         """Wait until Redis and Kafka hold everything written: Delta never holds more."""
         if self._online is not None:
@@ -168,6 +194,7 @@ class FeatureStorePartition(StatefulSinkPartition[StoreItem, dict[str, Any]]):
         return self._delta.snapshot(commit=commit)
 
     def close(self) -> None:
+        idle.unregister(self._commit_if_due)
         try:
             self._acknowledge()
             self._delta.close()
@@ -177,7 +204,11 @@ class FeatureStorePartition(StatefulSinkPartition[StoreItem, dict[str, Any]]):
 
 
 class FeatureStoreSink(FixedPartitionedSink[StoreItem, dict[str, Any]]):
-    """`partitions` sink partitions, routed by entity key; each writes all three stores."""
+    """`partitions` sink partitions, routed by entity key; each writes all three stores.
+
+    The commit interval applies to one partition only: with several, some run on worker
+    threads that poll no source (`streams.idle`), so each commits at every epoch.
+    """
 
     def __init__(self, config: FeatureStoreConfig, *, partitions: int = 1) -> None:
         self._config = config
@@ -189,4 +220,5 @@ class FeatureStoreSink(FixedPartitionedSink[StoreItem, dict[str, Any]]):
     def build_part(
         self, step_id: str, for_part: str, resume_state: dict[str, Any] | None
     ) -> FeatureStorePartition:
-        return FeatureStorePartition(self._config, for_part, resume_state)
+        defer = len(self._parts) == 1
+        return FeatureStorePartition(self._config, for_part, resume_state, defer=defer)

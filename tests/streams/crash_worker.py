@@ -32,7 +32,7 @@ def main(raw: str) -> None:
     workers = int(args.get("workers", 1))
     flow = build_feature_flow(
         config,
-        KafkaTransactions(kafka, args["topic"], bounded=True),
+        KafkaTransactions(kafka, args["topic"], bounded=bool(args.get("bounded", True))),
         dead_letters=DeadLetterTarget(kafka, args["dead_topic"]),
         sink_partitions=workers,  # as `skewless features run --workers N`
     )

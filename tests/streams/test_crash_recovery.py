@@ -109,8 +109,8 @@ def worker_args(
             "dead_topic": make_topic(f"dl-{name}", 1),
             "recovery_dir": str(tmp_path / f"recovery-{name}") if recovery else None,
             "workers": workers,
-            # Delta commits every 2.5 s, as `skewless features run` every 10 s: the epochs
-            # in between only log their rows.
+            # Delta commits every 2.5 s (SKEWLESS_DELTA_COMMIT_SECONDS): the epochs in
+            # between only log their rows.
             "commit_seconds": commit_seconds,
         }
 
@@ -166,6 +166,32 @@ def test_kill_nine_twice_then_restart_gives_exactly_once_stores(
         )
         assert report.ok, (name, report.mismatches[:5])
     assert _online_cards(clean_redis, "crashed") == _online_cards(clean_redis, "clean")
+
+
+def test_a_deferred_delta_commit_lands_while_the_stream_is_quiet(
+    tmp_path: Path,
+    kafka_config: dict[str, str],
+    make_topic: Callable[..., str],
+    clean_redis: redis.Redis,
+    worker_args: Callable[..., dict[str, object]],
+) -> None:
+    # A tailing worker reads a burst in its first epoch, whose snapshot defers the commit;
+    # then nothing comes, so Bytewax snapshots the sink no more (`streams.idle`).
+    events = 300
+    topic, _ = _produced(kafka_config, make_topic, events, seed=23)
+    args = {**worker_args(topic, "quiet", recovery=True, commit_seconds=3), "bounded": False}
+    worker = _worker(args, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 60
+        while _rows(tmp_path / "quiet") < events:
+            assert worker.poll() is None, "the tailing worker ended"
+            assert time.monotonic() < deadline, f"{_rows(tmp_path / 'quiet')} rows after 60 s"
+            time.sleep(0.05)  # polling interval of a deadline loop, not a wait for an outcome
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        _, stderr = worker.communicate(timeout=60)
+    assert worker.returncode == 0, stderr.decode()
+    assert _rows(tmp_path / "quiet") == events
 
 
 def test_sigterm_drains_and_snapshots_so_a_restart_replays_nothing(

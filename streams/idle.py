@@ -1,0 +1,44 @@
+"""Work for a worker thread while its source has nothing: the feature sink's due commit.
+
+Bytewax calls a sink partition only when items reach it, and snapshots only the partitions
+written to in the epoch. A sink that commits less often than every epoch (the feature
+worker's Delta commits, every `FeatureStoreConfig.commit_interval`) would keep the rows of
+the last busy epoch uncommitted for as long as the stream stays quiet. So its partition
+registers a callback here for the thread it runs on, and a source calls `run()` from each
+poll that had nothing to hand out, on the same thread: the callback runs between steps,
+as the partition's own methods do.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+
+__all__ = ["register", "run", "unregister"]
+
+_local = threading.local()
+
+
+def _callbacks() -> list[Callable[[], None]]:
+    callbacks: list[Callable[[], None]] | None = getattr(_local, "callbacks", None)
+    if callbacks is None:
+        callbacks = _local.callbacks = []
+    return callbacks
+
+
+def register(callback: Callable[[], None]) -> None:
+    """Call `callback` from this thread's idle source polls."""
+    _callbacks().append(callback)
+
+
+def unregister(callback: Callable[[], None]) -> None:
+    """Stop calling `callback` (registered on this thread); nothing if it was not."""
+    callbacks = _callbacks()
+    if callback in callbacks:
+        callbacks.remove(callback)
+
+
+def run() -> None:
+    """Call this thread's callbacks (a source polled and found nothing to hand out)."""
+    for callback in tuple(_callbacks()):
+        callback()
