@@ -12,6 +12,7 @@ import json
 import os
 import sys
 from dataclasses import asdict, dataclass
+from datetime import timedelta
 from pathlib import Path
 
 from bytewax.dataflow import Dataflow
@@ -42,6 +43,8 @@ class WorkerSpec:
     app_id: str = "bench-features"
     # Bytewax recovery (snapshots every epoch), as `skewless features run` has by default.
     recovery_dir: str | None = None
+    # Delta commits every this many seconds (0: every epoch); `features run` has 10.
+    commit_seconds: float = 0.0
 
     def to_env(self) -> str:
         """The spec as the JSON the script reads from `$SKEWLESS_BENCH_WORKER`."""
@@ -62,6 +65,7 @@ def feature_flow(spec: WorkerSpec, *, bounded: bool, stores: bool = True) -> Dat
         delta_storage_options=None,
         kafka_config=spec.kafka_config if stores else None,
         features_topic=spec.features_topic,
+        commit_interval=timedelta(seconds=spec.commit_seconds),
     )
     return build_feature_flow(
         config,

@@ -148,7 +148,12 @@ def encoded(events: Sequence[Transaction]) -> list[tuple[bytes, bytes]]:
 
 
 def worker_spec(
-    services: BenchServices, source_topic: str, delta_root: Path, *, recovery: bool
+    services: BenchServices,
+    source_topic: str,
+    delta_root: Path,
+    *,
+    recovery: bool,
+    commit_seconds: float = 0.0,
 ) -> WorkerSpec:
     """A spec writing to fresh features/dead-letter topics and a fresh Redis prefix."""
     config = services.kafka_config
@@ -161,6 +166,7 @@ def worker_spec(
         features_topic=fresh_topic(config, "fv", 4),
         dead_letter_topic=fresh_topic(config, "dl", 1),
         recovery_dir=str(delta_root / "recovery") if recovery else None,
+        commit_seconds=commit_seconds,
     )
 
 
@@ -564,6 +570,7 @@ def warm_live_worker(
     warmup: int,
     rate: float,
     producer_options: Mapping[str, str] | None = None,
+    commit_seconds: float = 0.0,
 ) -> Iterator[LiveWorker]:
     """Start the live worker on a fresh `partitions`-partition topic and warm it up.
 
@@ -573,7 +580,7 @@ def warm_live_worker(
     deleted; its log's tail is printed if the block failed or the worker did not exit 0.
     """
     topic = fresh_topic(services.kafka_config, "tx-live", partitions)
-    spec = worker_spec(services, topic, workdir, recovery=recovery)
+    spec = worker_spec(services, topic, workdir, recovery=recovery, commit_seconds=commit_seconds)
     records = encoded(events)
     keys = [entity_key(FRAUD_FEATURES, "card", e.card_id, prefix=spec.redis_prefix) for e in events]
     index_of = {e.event_id: i for i, e in enumerate(events)}

@@ -1,12 +1,13 @@
 """The live feature worker over minutes: does anything grow that should not?
 
 The other benchmarks run for seconds; a worker runs for days. This runs the live flow as
-`skewless features run` does (recovery on) in a subprocess, offers `--rate` events/s of the
-benchmark world for `--seconds`, and every `--interval` seconds samples the worker: CPU per
-offered event, resident memory, its state log on disk, and its Delta features table
-(files, bytes, version). Freshness (produced → visible in Redis, as in
-`benchmarks/features.py`) is reported per interval of offering. The floor is the first
-interval: each figure of the last one is also given as a ratio to it.
+`skewless features run` does (recovery on; Delta commits every `--commit-seconds`, 0: every
+epoch) in a subprocess, offers `--rate` events/s of the benchmark world for `--seconds`,
+and every `--interval` seconds samples the worker: CPU per offered event, resident memory,
+its state log on disk, and its Delta features table (files, bytes, version). Freshness
+(produced → visible in Redis, as in `benchmarks/features.py`) is reported per interval of
+offering. The floor is the first interval: each figure of the last one is also given as a
+ratio to it.
 
 What is expected to grow: the entities' state while their windows fill (the world makes
 60,000 events a simulated day; the longest windows are 7 days, kept 8 with lateness), so
@@ -54,6 +55,7 @@ class Options:
     interval: float
     partitions: int
     linger_ms: int
+    commit_seconds: float
     warmup: int
     sample_every: int
     poll_ms: float
@@ -140,6 +142,7 @@ def run(opts: Options, services: BenchServices, workdir: Path) -> dict[str, Any]
         warmup=opts.warmup,
         rate=opts.rate,
         producer_options={"linger.ms": str(opts.linger_ms)},
+        commit_seconds=opts.commit_seconds,
     ) as live:
         producer, worker = live.producer, live.worker
         probe = live.probe(range(opts.warmup, total, opts.sample_every))
@@ -188,7 +191,8 @@ def report(results: Mapping[str, Any]) -> Table:
     opts = results["options"]
     table = Table(
         title=f"live feature worker, recovery on, {opts['rate']:,.0f} events/s, "
-        f"{opts['partitions']} partitions, linger {opts['linger_ms']} ms"
+        f"{opts['partitions']} partitions, linger {opts['linger_ms']} ms, Delta commits "
+        f"every {opts['commit_seconds']:g} s"
     )
     # until: seconds into the offering; CPU per offered event; freshness ms; the state log
     # on disk and the Delta features table (files, MB, version).
@@ -225,6 +229,12 @@ def parse_soak_options(argv: Sequence[str] | None = None) -> Options:
     add("--interval", type=float, default=30, help="seconds between samples")
     add("--partitions", type=int, default=4, help="source topic partitions")
     add("--linger-ms", type=int, default=100, help="the producer's linger (see above)")
+    add(
+        "--commit-seconds",
+        type=float,
+        default=0,
+        help="the worker's Delta commit interval (SKEWLESS_DELTA_COMMIT_SECONDS; 0: every epoch)",
+    )
     add("--warmup", type=int, default=2_000, help="events the worker must show first")
     add("--sample-every", type=int, default=20, help="measure every n-th offered event")
     add("--poll-ms", type=float, default=20, help="pause between Redis visibility polls")

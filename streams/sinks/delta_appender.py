@@ -27,12 +27,12 @@ files, which the appender compacts as it goes (see `DeltaAppender`).
 
 What a compaction replaced, and the log's old versions, are deleted as the appender goes
 too, once older than its `retention` (7 days by default; the table's log and deleted-file
-retention when it creates the table). A live worker commits each table once per epoch,
-and opening a table on the local filesystem lists its whole `_delta_log` (measured: 4 ms
-with 200 entries, 440 ms with 50,000, 1.6 s with 200,000), which the appender does at
-every checkpoint: a month of one commit a second, kept (Delta's default log retention is
-30 days), is 2.6 million entries per table; and every file a compaction replaced stayed
-on disk until `skewless compact`.
+retention when it creates the table). A live worker commits each table up to once per
+epoch, and opening a table on the local filesystem lists its whole `_delta_log` (3 ms with
+200 entries, 0.5 s with 50,000, 2.1 s with 200,000: `benchmarks/delta_log.py`), which the
+appender does at every checkpoint: a month of a commit a second, kept (Delta's default log
+retention is 30 days), is 2.6 million entries per table; and every file a compaction
+replaced stayed on disk until `skewless compact`.
 """
 
 from __future__ import annotations
