@@ -75,9 +75,10 @@ def retention_properties(retention: timedelta) -> dict[str, str]:
     tombstones a day longer.
 
     A vacuum finds a replaced file by its tombstone (the log's remove action), which a
-    checkpoint drops once older than the table's deleted-file retention: kept no longer
-    than the vacuum's retention, a tombstone would be dropped by the next checkpoint
-    before the next vacuum came, and its file stay on disk for good.
+    checkpoint drops once older than the table's deleted-file retention (seen here: with
+    both retentions 0, a compaction's tombstones were gone from its checkpoint). Kept no
+    longer than the vacuum's retention, a tombstone would be dropped by the next
+    checkpoint before the next vacuum came, and its file stay on disk for good.
     """
 
     def interval(duration: timedelta) -> str:

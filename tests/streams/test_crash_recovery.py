@@ -172,7 +172,6 @@ def test_a_deferred_delta_commit_lands_while_the_stream_is_quiet(
     tmp_path: Path,
     kafka_config: dict[str, str],
     make_topic: Callable[..., str],
-    clean_redis: redis.Redis,
     worker_args: Callable[..., dict[str, object]],
 ) -> None:
     # A tailing worker reads a burst in its first epoch, whose snapshot defers the commit;
