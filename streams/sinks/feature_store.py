@@ -161,9 +161,7 @@ class FeatureStorePartition(StatefulSinkPartition[StoreItem, dict[str, Any]]):
                 ]
                 raw.add_rows(rows, delta_tables.TRANSACTION_ROWS)
             if features.rows_buffered >= self._commit_rows:
-                self._acknowledge()
-                self._delta.submit()
-                self._committed_at = time.monotonic()
+                self._commit_now()
             else:
                 self._delta.log_new()
 
@@ -174,6 +172,10 @@ class FeatureStorePartition(StatefulSinkPartition[StoreItem, dict[str, Any]]):
             return
         if time.monotonic() - self._committed_at < self._commit_interval_s:
             return
+        self._commit_now()
+
+    def _commit_now(self) -> None:
+        """Commit everything buffered, once Redis and Kafka hold it (between snapshots)."""
         self._acknowledge()
         self._delta.submit()
         self._committed_at = time.monotonic()

@@ -260,9 +260,7 @@ def test_with_a_state_log_a_snapshot_logs_the_rows_it_commits_and_drops_them_aft
     uri = str(tmp_path / "labels")
     with state_log.opened(tmp_path / "recovery") as log:
         assert log is not None
-        appender = _labels_appender(uri)
-        commits = BackgroundCommits({"labels": appender}, log_key="p0")
-        commits.restore(None)  # a fresh start
+        appender, commits = _logging(uri)  # a fresh start
         appender.add_rows(_rows(0, range(5)), LABEL_ROWS)
         state = commits.snapshot()
         assert STAGED not in state
