@@ -25,14 +25,20 @@ write, so a live worker's commits grew by ~0.6 ms of CPU per version (30 ms at s
 have outgrown its epoch within the hour). Reopened, they grow only with the table's
 files, which the appender compacts as it goes (see `DeltaAppender`).
 
+A commit reads nothing of the log first, nor after: `write_deltalake` brings the handle
+up to date itself, resolving the versions others added meanwhile (the compaction beside
+it, `skewless compact`). On the local filesystem every read of the log lists the whole
+`_delta_log`, however recent its checkpoint: with 100,000 older entries a commit cost 412
+ms of CPU reading it before and after the write, 206 ms without (`benchmarks/delta_log.py`:
+~2.4 µs per entry per commit remain, the write's own reads).
+
 What a compaction replaced, and the log's old versions, are deleted as the appender goes
 too, once older than its `retention` (7 days by default; the table's log and deleted-file
-retention when it creates the table). A live worker commits each table up to once per
-epoch, and opening a table on the local filesystem lists its whole `_delta_log` (3 ms with
-200 entries, 0.5 s with 50,000, 2.1 s with 200,000: `benchmarks/delta_log.py`), which the
-appender does at every checkpoint: a month of a commit a second, kept (Delta's default log
-retention is 30 days), is 2.6 million entries per table; and every file a compaction
-replaced stayed on disk until `skewless compact`.
+retention when it creates the table): a month of a commit a second, kept (Delta's default
+log retention is 30 days), was 2.6 million entries per table, and every file a compaction
+replaced stayed on disk until `skewless compact`. Seven days are still ~630,000 entries
+at a commit a second: hence the feature worker's commit interval
+(`FeatureStoreConfig.commit_interval`).
 """
 
 from __future__ import annotations
@@ -457,7 +463,6 @@ class DeltaAppender:
         """
         with self._lock:
             self._reopen_if_checkpointed()
-            self._table.update_incremental()
             held = {p: self._table_version(p) for p in rows.offsets}
         if all(held[p] >= o for p, o in rows.offsets.items()):
             return None
@@ -478,7 +483,6 @@ class DeltaAppender:
             except (DeltaError, OSError) as exc:
                 msg = f"Delta commit of {rows.table.num_rows} rows to {self.uri!r} failed: {exc}"
                 raise StoreError(msg) from exc
-            self._table.update_incremental()
             version = self._table.version()
         for txn in txns:
             partition = int(txn.app_id.rsplit(".", 1)[1])

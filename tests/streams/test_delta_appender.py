@@ -26,6 +26,7 @@ from streams.delta_tables import (
     labels_table,
 )
 from streams.errors import StoreError
+from streams.maintenance import compact_table
 from streams.sinks.delta_appender import DeltaAppender, Rows, _Pending, retention_properties
 from streams.sinks.delta_commits import STAGED, STAGED_GEN, BackgroundCommits
 
@@ -440,6 +441,31 @@ def test_compaction_beside_the_commits_keeps_every_row_once_and_replays_skipped(
     # ... and so does one started without recovery state.
     fresh = _labels_appender(uri)
     assert [fresh.accepts(0, o) for o in (offset - 1, offset)] == [False, True]
+
+
+def test_a_commit_lands_on_top_of_versions_other_writers_added_since_the_last(
+    tmp_path: Path,
+) -> None:
+    # The appender reads no log before a commit (each listing of a local `_delta_log` costs
+    # with its size): the commit itself resolves what others added meanwhile.
+    uri = str(tmp_path / "labels")
+    ours = _labels_appender(uri)
+    ours.add(labels_table(_rows(0, range(5))))
+    assert ours.commit() == 1
+    other = DeltaAppender(
+        uri, labels_schema(), app_id="b", partition_by=["label_date"], resume_version=None
+    )
+    other.add(labels_table(_rows(1, range(5))))
+    assert other.commit() == 2
+    compact_table(uri, retention=timedelta(0))  # `skewless compact` beside the worker
+    newest = DeltaTable(uri).version()
+    assert newest > 2
+    assert [ours.accepts(0, o) for o in (4, 5)] == [False, True]
+    ours.add(labels_table(_rows(0, range(5, 8))))
+    assert ours.commit() == newest + 1
+    assert ours.resume_version() == newest + 2
+    assert DeltaTable(uri).to_pyarrow_table(columns=["event_id"]).num_rows == 13
+    assert [_labels_appender(uri).accepts(0, o) for o in (7, 8)] == [False, True]
 
 
 def test_after_a_compaction_replaced_files_and_old_log_versions_past_retention_are_deleted(
