@@ -99,13 +99,16 @@ class BackgroundCommits:
         later snapshot (or a full buffer, or `close`) commits every generation logged
         since the last commit as one version, then drops them from the log. A restore
         commits each generation the log still holds, unless the table holds it. Without a
-        log the rows are committed regardless (they would be lost from the snapshot).
+        log (a flow without recovery), `commit=False` leaves the rows buffered: nothing
+        resumes from this snapshot, and a restart reads the source from its start while
+        the appenders skip what their tables hold.
         """
         self.wait()
         state: dict[str, Any] = {n: a.resume_version() for n, a in self._appenders.items()}
         log = self._log
         if log is None:
-            state[STAGED] = self.submit()  # `Rows` are pickled only if recovery is on
+            if commit:
+                state[STAGED] = self.submit()  # `Rows` are pickled only if recovery is on
             return state
         # Logged, then committed: the commit thread may drop them as soon as they land.
         rest = self._take_new()

@@ -25,7 +25,7 @@ from schemas.contracts import registry_client
 from schemas.features import FeatureSet, FeatureVector, feature_vector_schema
 from schemas.features.vector_avro import FeatureVectorWriter
 from schemas.records import Transaction
-from streams import delta_tables, idle, state_log
+from streams import delta_tables, idle
 from streams.features.decode import Decoded
 from streams.sinks.delta_appender import RETENTION, DeltaAppender
 from streams.sinks.delta_commits import BackgroundCommits
@@ -53,8 +53,9 @@ class FeatureStoreConfig:
     commit_rows: int = 50_000
     schema_registry: dict[str, str] | None = None  # {"url": ...}: Confluent framing
     retention: timedelta = RETENTION  # of replaced Delta files and log versions
-    # Snapshots between Delta commits only log the rows: 0 commits at every epoch, as do
-    # a flow without recovery and a sink of several partitions (see `FeatureStoreSink`).
+    # Snapshots between Delta commits only log the rows (with recovery; without, they keep
+    # them buffered): 0 commits at every epoch, as does a sink of several partitions (see
+    # `FeatureStoreSink`). `skewless features run` commits every 10 s (README).
     commit_interval: timedelta = timedelta(0)
 
 
@@ -125,7 +126,7 @@ class FeatureStorePartition(StatefulSinkPartition[StoreItem, dict[str, Any]]):
             log_key=f"{config.app_id}.{part}",
         )
         self._delta.restore(resume)
-        deferring = defer and self._features is not None and state_log.active() is not None
+        deferring = defer and self._features is not None
         self._commit_interval_s = config.commit_interval.total_seconds() if deferring else 0.0
         self._committed_at = time.monotonic()
         if self._commit_interval_s > 0:

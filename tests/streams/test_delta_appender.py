@@ -380,6 +380,28 @@ def test_snapshots_that_defer_the_commit_log_rows_until_one_commits_them_all(
         commits.close()
 
 
+def test_without_a_state_log_snapshots_that_defer_the_commit_keep_the_rows_buffered(
+    tmp_path: Path,
+) -> None:
+    uri = str(tmp_path / "labels")
+    appender = _labels_appender(uri)
+    commits = BackgroundCommits({"labels": appender})  # a flow without recovery
+    appender.add_rows(_rows(0, range(3)), LABEL_ROWS)
+    assert STAGED not in commits.snapshot(commit=False)
+    appender.add_rows(_rows(0, range(3, 5)), LABEL_ROWS)
+    commits.snapshot(commit=False)
+    assert _versions(uri) == 0  # nothing committed yet
+    assert appender.rows_buffered == 5
+    commits.snapshot()
+    commits.wait()
+    assert _versions(uri) == 1  # both epochs' rows as one version
+    appender.add_rows(_rows(0, range(5, 7)), LABEL_ROWS)
+    commits.snapshot(commit=False)
+    commits.close()  # a clean stop commits what is buffered
+    assert _versions(uri) == 2
+    assert _event_ids(uri) == sorted(f"e{o}" for o in range(7))
+
+
 def test_rows_of_deferred_commits_a_crash_kept_from_landing_are_committed_once_on_restore(
     tmp_path: Path,
 ) -> None:
