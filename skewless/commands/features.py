@@ -68,6 +68,7 @@ def summary(settings: Settings, endpoints: Endpoints) -> dict[str, Any]:
         ),
         "late_events": counts.get("late", 0),
         "skew_mismatches": len(report.mismatches),
+        "skew_pending": report.pending,
         "skew_values_checked": report.values,
         "definition_version": fs.version,
     }
@@ -224,9 +225,14 @@ def audit_skew_command(
         storage_options=settings.delta_storage_options or None,
         sample=sample,
     )
+    pending = (
+        f", {report.pending:,} pending (online newer than Delta's last commit)"
+        if report.pending
+        else ""
+    )
     console.print(
         f"skew audit: {report.entities:,} entities, {report.values:,} values, "
-        f"[{'green' if report.ok else 'red'}]{len(report.mismatches)} mismatches[/]"
+        f"[{'green' if report.ok else 'red'}]{len(report.mismatches)} mismatches[/]{pending}"
     )
     for m in report.mismatches[:20]:
         console.print(
@@ -238,6 +244,7 @@ def audit_skew_command(
             "entities": report.entities,
             "values": report.values,
             "skew_mismatches": len(report.mismatches),
+            "pending": report.pending,
         },
     )
     if not report.ok:
