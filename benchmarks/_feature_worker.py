@@ -43,7 +43,8 @@ class WorkerSpec:
     app_id: str = "bench-features"
     # Bytewax recovery (snapshots every epoch), as `skewless features run` has by default.
     recovery_dir: str | None = None
-    # Delta commits every this many seconds (0: every epoch, `features run`'s default).
+    # Delta commits every this many seconds (0: every epoch, the costlier path, which the
+    # features and scoring benchmarks keep for comparison; `features run` commits every 10).
     commit_seconds: float = 0.0
 
     def to_env(self) -> str:

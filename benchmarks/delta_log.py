@@ -1,14 +1,19 @@
-"""What a long-running worker leaves in a Delta table, and what opening the table costs then.
+"""What a long-running worker leaves in a Delta table, and what opening and committing cost then.
 
-A live feature worker commits each table once per epoch (1 s): 86,400 versions a day.
+A live feature worker committing each table once per epoch (1 s) adds 86,400 versions a
+day, and the log keeps them for the retention (7 days: ~630,000 entries per table).
 
-(a) Opening a table on the local filesystem lists its whole `_delta_log`, however recent
-    its last checkpoint: a table of 200 versions, checkpointed, is opened with 0,
-    `--entries` more entries in its log (names Delta ignores stand in for old versions:
-    they are listed and skipped all the same). Floor, same run: `os.scandir` and a `stat`
-    of every entry, the least a listing costs. The appender opens its table at every
-    checkpoint (every 25 versions), and every reader opens it.
-(b) `--commits` commits of `--rows` fraud feature rows through `DeltaAppender`, compacting
+(a) A table of 26 versions of fraud feature rows, checkpointed, is given `--entries`
+    older commits before its checkpoint (copies of a commit file, as a log holds them
+    until its cleanup; delta-rs lists them and reads none). Then: opening it, median of
+    `--reps`; floor, same run: `os.listdir` of the `_delta_log` (names only), the least a
+    listing costs. On the local filesystem every read of the log lists the whole
+    `_delta_log`, however recent its last checkpoint: the appender opens its table at
+    every checkpoint (every 25 versions), every reader opens it.
+(b) Then `--commits-per-size` commits of `--rows` feature rows through `DeltaAppender` on
+    that table: CPU per commit (every thread of this process, background checkpoints
+    included).
+(c) `--commits` commits of `--rows` fraud feature rows through `DeltaAppender`, compacting
     every `--compact-every` (checkpoints every 25), with the worker's retention (7 days:
     nothing is old enough to go during the run) and with a retention of 0 (housekeeping
     deletes what a compaction replaced and the log before the checkpoint): `_delta_log`
@@ -23,6 +28,7 @@ Every figure is the median over `--reps` repetitions.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import tempfile
@@ -33,10 +39,9 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-import pyarrow as pa
 from _common import ProcessCpu, median, write_result
 from delta_commits import FS, vectors
-from deltalake import DeltaTable, write_deltalake
+from deltalake import DeltaTable
 from rich.console import Console
 from rich.table import Table
 
@@ -50,6 +55,7 @@ class Options:
 
     entries: list[int]
     commits: int
+    commits_per_size: int
     rows: int
     compact_every: int
     reps: int
@@ -60,55 +66,92 @@ def _ms(seconds: float) -> float:
     return round(1000 * seconds, 2)
 
 
-def open_costs(opts: Options, workdir: Path) -> list[dict[str, Any]]:
-    """(a): per log size, the median open and listing-floor times."""
-    uri = workdir / "opened"
-    for i in range(200):
-        write_deltalake(str(uri), pa.table({"x": [i]}), mode="append")
-    DeltaTable(str(uri)).create_checkpoint()
-    log = uri / "_delta_log"
-    rows = []
-    for target in [0, *sorted(opts.entries)]:
-        for i in range(len(os.listdir(log)), target):
-            (log / f"_filler-{i:09d}.old").touch()
-        opens, floors = [], []
-        for _ in range(opts.reps):
-            started = time.perf_counter()
-            DeltaTable(str(uri)).version()
-            opens.append(time.perf_counter() - started)
-            started = time.perf_counter()
-            with os.scandir(log) as listing:
-                for entry in listing:
-                    entry.stat()
-            floors.append(time.perf_counter() - started)
-        row = {
-            "log_entries": len(os.listdir(log)),
-            "open_ms": _ms(median(opens)),
-            "floor_ms": _ms(median(floors)),
-        }
-        row["open_over_floor"] = round(row["open_ms"] / max(row["floor_ms"], 1e-3), 1)
-        print(f"{row['log_entries']:,} log entries: open {row['open_ms']} ms", flush=True)
-        rows.append(row)
-    return rows
-
-
-def long_run(opts: Options, rows: list[Any], workdir: Path, retention: timedelta) -> dict[str, Any]:
-    """(b): what `opts.commits` commits leave with `retention`, and their CPU per commit."""
-    uri = workdir / "features"
-    row_format = delta_tables.feature_rows(FS)
-    appender = DeltaAppender(
+def _appender(uri: Path, **kwargs: Any) -> DeltaAppender:
+    return DeltaAppender(
         str(uri),
         delta_tables.features_schema(FS),
         app_id="bench",
         partition_by=["event_date"],
         resume_version=None,
-        compact_every=opts.compact_every,
-        retention=retention,
+        **kwargs,
     )
+
+
+def _commit(appender: DeltaAppender, rows: list[Any], size: int, commit: int) -> None:
+    row_format = delta_tables.feature_rows(FS)
+    appender.add_rows(rows[commit * size : (commit + 1) * size], row_format)
+    appender.commit()
+
+
+def aged_table(uri: Path, rows: list[Any], size: int, older: int) -> int:
+    """A table of 25 commits, checkpointed, whose log holds `older` commits before them.
+
+    The versions are renumbered to follow the older ones (the checkpoint does not name
+    its version: `_last_checkpoint` and the file name do). Returns the commits written.
+    """
+    appender = _appender(uri)
+    for commit in range(25):
+        _commit(appender, rows, size, commit)
+    appender.settle()  # the background checkpoint at version 25
+    log = uri / "_delta_log"
+    if older:
+        newest = older + 25
+        sample = (log / f"{1:020}.json").read_bytes()
+        (log / f"{newest:020}.json").write_bytes((log / f"{25:020}.json").read_bytes())
+        (log / f"{25:020}.checkpoint.parquet").rename(log / f"{newest:020}.checkpoint.parquet")
+        hint = json.loads((log / "_last_checkpoint").read_text())
+        (log / "_last_checkpoint").write_text(json.dumps({**hint, "version": newest}))
+        for version in range(newest):
+            (log / f"{version:020}.json").write_bytes(sample)
+    return 25
+
+
+def by_log_size(opts: Options, rows: list[Any], workdir: Path) -> list[dict[str, Any]]:
+    """(a) and (b): per log size, the median open, listing floor and commit CPU."""
+    out = []
+    for older in [0, *sorted(opts.entries)]:
+        uri = workdir / f"aged-{older}"
+        written = aged_table(uri, rows, opts.rows, older)
+        log = uri / "_delta_log"
+        opens, floors, commits = [], [], []
+        for _ in range(opts.reps):
+            started = time.perf_counter()
+            DeltaTable(str(uri)).version()
+            opens.append(time.perf_counter() - started)
+            started = time.perf_counter()
+            os.listdir(log)
+            floors.append(time.perf_counter() - started)
+        appender = _appender(uri)
+        for _ in range(opts.reps):
+            cpu = ProcessCpu(os.getpid())
+            for _ in range(opts.commits_per_size):
+                _commit(appender, rows, opts.rows, written)
+                written += 1
+            appender.settle()
+            commits.append(cpu.used() / opts.commits_per_size)
+        row = {
+            "log_entries": len(os.listdir(log)),
+            "open_ms": _ms(median(opens)),
+            "floor_ms": _ms(median(floors)),
+            "commit_cpu_ms": _ms(median(commits)),
+        }
+        row["open_over_floor"] = round(row["open_ms"] / max(row["floor_ms"], 1e-3), 1)
+        print(
+            f"{row['log_entries']:,} log entries: open {row['open_ms']} ms, "
+            f"commit {row['commit_cpu_ms']} ms CPU",
+            flush=True,
+        )
+        out.append(row)
+    return out
+
+
+def long_run(opts: Options, rows: list[Any], workdir: Path, retention: timedelta) -> dict[str, Any]:
+    """(c): what `opts.commits` commits leave with `retention`, and their CPU per commit."""
+    uri = workdir / "features"
+    appender = _appender(uri, compact_every=opts.compact_every, retention=retention)
     cpu = ProcessCpu(os.getpid())  # every thread: commits, checkpoints, housekeeping
     for commit in range(opts.commits):
-        appender.add_rows(rows[commit * opts.rows : (commit + 1) * opts.rows], row_format)
-        appender.commit()
+        _commit(appender, rows, opts.rows, commit)
         appender.settle()
     spent = cpu.used()
     data = [p for p in uri.rglob("*.parquet") if "_delta_log" not in p.parts]
@@ -122,13 +165,14 @@ def long_run(opts: Options, rows: list[Any], workdir: Path, retention: timedelta
 
 
 def run(opts: Options) -> dict[str, Any]:
-    rows = vectors(opts.commits * opts.rows, opts.seed)
+    sized = 25 + opts.reps * opts.commits_per_size
+    rows = vectors(max(opts.commits, sized) * opts.rows, opts.seed)
     opens: list[list[dict[str, Any]]] = []
     runs: dict[str, list[dict[str, Any]]] = {"kept": [], "housekept": []}
     for rep in range(opts.reps):
         with tempfile.TemporaryDirectory(prefix="bench-delta-log-") as tmp:
-            if rep == 0:  # the open times are already medians over reps
-                opens.append(open_costs(opts, Path(tmp)))
+            if rep == 0:  # the figures by log size are already medians over reps
+                opens.append(by_log_size(opts, rows, Path(tmp)))
             for name, retention in (("kept", RETENTION), ("housekept", timedelta(0))):
                 with tempfile.TemporaryDirectory(dir=tmp) as run_dir:
                     runs[name].append(long_run(opts, rows, Path(run_dir), retention))
@@ -143,8 +187,14 @@ def run(opts: Options) -> dict[str, Any]:
 
 
 def report(results: dict[str, Any]) -> list[Table]:
-    opens = Table(title="opening a table (200 versions, checkpointed) by _delta_log entries")
-    for column in ("log entries", "open ms", "floor ms (scandir + stat)", "open / floor"):
+    opens = Table(title="a checkpointed table by _delta_log entries: opened, and committed to")
+    for column in (
+        "log entries",
+        "open ms",
+        "floor ms (listdir)",
+        "open / floor",
+        "commit CPU ms",
+    ):
         opens.add_column(column, justify="right")
     for row in results["open"]:
         opens.add_row(
@@ -152,6 +202,7 @@ def report(results: dict[str, Any]) -> list[Table]:
             f"{row['open_ms']:,.1f}",
             f"{row['floor_ms']:,.1f}",
             f"{row['open_over_floor']:.1f}",
+            f"{row['commit_cpu_ms']:,.1f}",
         )
     opts = results["options"]
     runs = Table(
@@ -179,6 +230,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     add = parser.add_argument
     add("--entries", type=int, nargs="+", default=[10_000, 50_000, 200_000])
     add("--commits", type=int, default=600, help="commits per long run")
+    add("--commits-per-size", type=int, default=25, help="commits timed per log size and rep")
     add("--rows", type=int, default=100, help="feature rows per commit")
     add("--compact-every", type=int, default=100, help="the appender's compact_every")
     add("--reps", type=int, default=3)

@@ -232,8 +232,9 @@ def parse_soak_options(argv: Sequence[str] | None = None) -> Options:
     add(
         "--commit-seconds",
         type=float,
-        default=0,
-        help="the worker's Delta commit interval (SKEWLESS_DELTA_COMMIT_SECONDS; 0: every epoch)",
+        default=10,
+        help="the worker's Delta commit interval (SKEWLESS_DELTA_COMMIT_SECONDS, as its"
+        " default; 0: every epoch)",
     )
     add("--warmup", type=int, default=2_000, help="events the worker must show first")
     add("--sample-every", type=int, default=20, help="measure every n-th offered event")

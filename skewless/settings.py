@@ -81,11 +81,12 @@ class Settings(BaseSettings):
     # How long the feature worker keeps replaced Delta files and old log versions (so
     # how far back time travel reaches) before it deletes them.
     delta_retention_hours: int = Field(default=168, ge=1)
-    # How often the feature worker commits to Delta (0: every epoch, 1 s). With recovery
-    # on, the epochs between commits only log their rows (still exactly once): at 10 s,
-    # 10x fewer table versions, and a state log holding 10 s of rows (README, What a long
-    # run leaves behind).
-    delta_commit_seconds: float = Field(default=0.0, ge=0)
+    # How often the feature worker commits to Delta (0: every epoch, 1 s). The epochs
+    # between commits only log their rows with recovery on, or keep them buffered without
+    # (still exactly once). Every commit on a local filesystem lists the whole log, which
+    # keeps the retention's versions: at a commit a second its cost would outgrow the
+    # epoch within days (README, What a long run leaves behind).
+    delta_commit_seconds: float = Field(default=10.0, ge=0)
     topics: Topics = Field(default_factory=Topics)
 
     @field_validator("kafka_options", "schema_registry_options", "delta_storage_options")
