@@ -73,6 +73,14 @@ def _kill_when(
     return stderr.decode() if stderr else ""
 
 
+def _assert_each_event_once(delta_root: Path, events: int) -> None:
+    """The Delta features table holds `events` rows, each of a distinct event."""
+    table = DeltaTable(table_uri(str(delta_root), FEATURES)).to_pyarrow_table(columns=["event_id"])
+    ids = table.column("event_id").to_pylist()
+    assert len(ids) == events, "duplicates or losses in the Delta features table"
+    assert len(set(ids)) == events
+
+
 def _online_cards(client: redis.Redis, prefix: str) -> dict[str, tuple[str, tuple[float, ...]]]:
     """Per card: the event id and the card and request features of its online vector."""
     names = FRAUD_FEATURES.feature_names
@@ -153,12 +161,7 @@ def test_kill_nine_twice_then_restart_gives_exactly_once_stores(
     clean = worker_args(topic, "clean", recovery=False, workers=workers)
     assert _worker(clean).wait(600) == 0
 
-    table = DeltaTable(table_uri(str(tmp_path / "crashed"), FEATURES)).to_pyarrow_table(
-        columns=["event_id"]
-    )
-    ids = table.column("event_id").to_pylist()
-    assert len(ids) == events, "duplicates or losses in the Delta features table"
-    assert len(set(ids)) == events
+    _assert_each_event_once(tmp_path / "crashed", events)
 
     for name in ("crashed", "clean"):
         report = audit_skew(
@@ -182,12 +185,7 @@ def test_kill_nine_without_recovery_then_restart_gives_every_row_once(
     args = worker_args(topic, "norecovery", recovery=False)
     _kill_when(_worker(args), tmp_path / "norecovery", events // 3, timeout_s=300)
     assert _worker(args).wait(600) == 0
-    table = DeltaTable(table_uri(str(tmp_path / "norecovery"), FEATURES)).to_pyarrow_table(
-        columns=["event_id"]
-    )
-    ids = table.column("event_id").to_pylist()
-    assert len(ids) == events, "duplicates or losses in the Delta features table"
-    assert len(set(ids)) == events
+    _assert_each_event_once(tmp_path / "norecovery", events)
     report = audit_skew(
         clean_redis, FRAUD_FEATURES, prefix="norecovery", delta_root=str(tmp_path / "norecovery")
     )
