@@ -86,6 +86,7 @@ class Options:
     seed: int
     partitions: int
     feature_recovery: bool
+    feature_commit_seconds: float
 
 
 class PredictionWatch:
@@ -112,7 +113,8 @@ class PredictionWatch:
             if m.topic() == self._features:
                 # The features sink stamps the event id in a header: no Avro decode, so
                 # the watcher takes less of the CPU the pipeline under test runs on.
-                event_id = dict(m.headers() or [])["event_id"].decode()
+                header = dict(m.headers() or [])["event_id"]
+                event_id = header.decode() if isinstance(header, bytes) else str(header)
                 self.feature_ts[event_id] = m.timestamp()[1]
             else:
                 p = self._decode(m.value() or b"")
@@ -314,6 +316,7 @@ def measure_rate(
         features_topic=fresh_topic(config, "fv", opts.partitions),
         dead_letter_topic=fresh_topic(config, "dl", 1),
         recovery_dir=str(tmp / "feature-recovery") if opts.feature_recovery else None,
+        commit_seconds=opts.feature_commit_seconds,
     )
     predictions = fresh_topic(config, "pred", opts.partitions)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(BENCH_DIR.parent), str(BENCH_DIR)])}
@@ -410,6 +413,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         action="store_true",
         help="feature worker with Bytewax recovery on, as `skewless features run` has it by"
         " default (the scoring worker runs `skewless score run`: on)",
+    )
+    add(
+        "--feature-commit-seconds",
+        type=float,
+        default=0,
+        help="the feature worker's Delta commit interval (0: every epoch; `skewless features"
+        " run` commits every 10 s)",
     )
     opts = Options(**vars(parser.parse_args(argv)))
     with bench_services() as services, tempfile.TemporaryDirectory(prefix="bench-") as tmp:
