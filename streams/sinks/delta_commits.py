@@ -84,12 +84,16 @@ class BackgroundCommits:
         log.queue_piece(_LOG_STEP, self._log_key, self._gen + 1, lambda: pickle.dumps(piece, 5))
 
     def submit(self) -> dict[str, Rows]:
-        """Wait for the commit in flight, then start committing every buffer; the rows cut."""
+        """Wait for the commit in flight, then start committing every buffer; the rows cut.
+
+        With a state log, the generations snapshots logged without committing them
+        (`snapshot(commit=False)`) are in the cut: they are dropped once it lands.
+        """
         self.wait()
         if self._log is not None:  # the commit takes the rows of any pieces (see above)
             self._log.drop_pieces(_LOG_STEP, self._log_key, self._gen + 1)
         cut = self._cut()
-        self._commit(cut, gen=0)
+        self._commit(cut, gen=self._gen)
         return cut
 
     def snapshot(self, *, commit: bool = True) -> dict[str, Any]:

@@ -380,6 +380,26 @@ def test_snapshots_that_defer_the_commit_log_rows_until_one_commits_them_all(
         commits.close()
 
 
+def test_a_commit_between_snapshots_drops_the_generations_deferred_snapshots_logged(
+    tmp_path: Path,
+) -> None:
+    # The feature sink commits between snapshots when its buffer is full or, once the
+    # interval has passed, from an idle source poll: the generations the deferring
+    # snapshots logged are in that commit, and must leave the log with it.
+    uri = str(tmp_path / "labels")
+    with state_log.opened(tmp_path / "recovery") as log:
+        assert log is not None
+        appender, commits = _logging(uri)
+        for offsets in (range(3), range(3, 5)):
+            appender.add_rows(_rows(0, offsets), LABEL_ROWS)
+            commits.snapshot(commit=False)
+        commits.submit()
+        commits.wait()
+        assert _versions(uri) == 1
+        assert _event_ids(uri) == sorted(f"e{o}" for o in range(5))
+        assert log.resume_generations("delta-staged", "p0", 2) == []
+
+
 def test_without_a_state_log_snapshots_that_defer_the_commit_keep_the_rows_buffered(
     tmp_path: Path,
 ) -> None:
