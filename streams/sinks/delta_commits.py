@@ -68,6 +68,10 @@ class BackgroundCommits:
                     self._restore(name, Rows.joined(many))
             self._log.drop(_LOG_STEP, self._log_key, self._gen)
 
+    def rows_buffered(self) -> int:
+        """Rows added to the appenders and not cut for a commit yet."""
+        return sum(a.rows_buffered for a in self._appenders.values())
+
     def log_new(self, *, piece_rows: int = PIECE_ROWS) -> None:
         """With a state log, log the rows added since the last piece once they are `piece_rows`.
 

@@ -12,7 +12,6 @@ will be replayed into all three stores.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -25,8 +24,9 @@ from schemas.contracts import registry_client
 from schemas.features import FeatureSet, FeatureVector, feature_vector_schema
 from schemas.features.vector_avro import FeatureVectorWriter
 from schemas.records import Transaction
-from streams import delta_tables, idle
+from streams import delta_tables
 from streams.features.decode import Decoded
+from streams.sinks.commit_interval import IntervalCommits
 from streams.sinks.delta_appender import RETENTION, DeltaAppender
 from streams.sinks.delta_commits import BackgroundCommits
 from streams.sinks.kafka_outbox import KafkaOutbox
@@ -62,9 +62,7 @@ class FeatureStoreConfig:
 class FeatureStorePartition(StatefulSinkPartition[StoreItem, dict[str, Any]]):
     """One sink partition's writers; its snapshot is the Delta replay point per table.
 
-    With `defer`, the commit interval applies: a snapshot commits once the interval has
-    passed since the last commit, and so does an idle poll of the source on this thread
-    (`streams.idle`: Bytewax snapshots only partitions written to in the epoch).
+    With `defer`, the commit interval applies (`streams.sinks.commit_interval`).
     """
 
     def __init__(
@@ -96,7 +94,6 @@ class FeatureStorePartition(StatefulSinkPartition[StoreItem, dict[str, Any]]):
         )
         self._writer = FeatureVectorWriter(fs)
         self._feature_rows = delta_tables.feature_rows(fs)
-        self._commit_rows = config.commit_rows
         self._features: DeltaAppender | None = None
         self._raw: DeltaAppender | None = None
         resume = resume or {}
@@ -127,10 +124,12 @@ class FeatureStorePartition(StatefulSinkPartition[StoreItem, dict[str, Any]]):
         )
         self._delta.restore(resume)
         deferring = defer and self._features is not None
-        self._commit_interval_s = config.commit_interval.total_seconds() if deferring else 0.0
-        self._committed_at = time.monotonic()
-        if self._commit_interval_s > 0:
-            idle.register(self._commit_if_due)
+        self._commits = IntervalCommits(
+            self._delta,
+            config.commit_interval if deferring else timedelta(0),
+            full_rows=config.commit_rows,
+            acknowledge=self._acknowledge,
+        )
 
     def write_batch(self, items: list[StoreItem]) -> None:
         features = self._features
@@ -161,25 +160,7 @@ class FeatureStorePartition(StatefulSinkPartition[StoreItem, dict[str, Any]]):
                     if raw.accepts(d.partition, d.offset)
                 ]
                 raw.add_rows(rows, delta_tables.TRANSACTION_ROWS)
-            if features.rows_buffered >= self._commit_rows:
-                self._commit_now()
-            else:
-                self._delta.log_new()
-
-    def _commit_if_due(self) -> None:
-        """From an idle source poll: commit the rows buffered once the interval has passed."""
-        features = self._features
-        if features is None or features.rows_buffered == 0:
-            return
-        if time.monotonic() - self._committed_at < self._commit_interval_s:
-            return
-        self._commit_now()
-
-    def _commit_now(self) -> None:
-        """Commit everything buffered, once Redis and Kafka hold it (between snapshots)."""
-        self._acknowledge()
-        self._delta.submit()
-        self._committed_at = time.monotonic()
+            self._commits.added(features.rows_buffered)
 
     def _acknowledge(self) -> None:
         """Wait until Redis and Kafka hold everything written: Delta never holds more."""
@@ -189,18 +170,11 @@ class FeatureStorePartition(StatefulSinkPartition[StoreItem, dict[str, Any]]):
             self._outbox.flush()
 
     def snapshot(self) -> dict[str, Any]:
-        self._acknowledge()
-        now = time.monotonic()
-        commit = now - self._committed_at >= self._commit_interval_s
-        if commit:
-            self._committed_at = now
-        return self._delta.snapshot(commit=commit)
+        return self._commits.snapshot()
 
     def close(self) -> None:
-        idle.unregister(self._commit_if_due)
         try:
-            self._acknowledge()
-            self._delta.close()
+            self._commits.close()
         finally:
             if self._online is not None:
                 self._online.close()
