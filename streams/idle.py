@@ -1,8 +1,8 @@
-"""Work for a worker thread while its source has nothing: the feature sink's due commit.
+"""Work for a worker thread while its source has nothing: a sink's due Delta commit.
 
 Bytewax calls a sink partition only when items reach it, and snapshots only the partitions
-written to in the epoch. A sink that commits less often than every epoch (the feature
-worker's Delta commits, every `FeatureStoreConfig.commit_interval`) would keep the rows of
+written to in the epoch. A sink that commits less often than every epoch (the feature and
+labels workers' Delta commits, `streams.sinks.commit_interval`) would keep the rows of
 the last busy epoch uncommitted for as long as the stream stays quiet. So its partition
 registers a callback here for the thread it runs on, and a source calls `run()` from each
 poll that had nothing to hand out, on the same thread: the callback runs between steps,

@@ -21,7 +21,7 @@ from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient
 
-from streams import stop
+from streams import idle, stop
 from streams.errors import SourceError
 from streams.features.decode import SourceRecord
 from streams.fetch_watch import StallWatch
@@ -76,6 +76,7 @@ class _KafkaPartition(StatefulSourcePartition[SourceRecord, int]):
             self._watch.got(self._offset)
         elif not self._eof:
             self._watch.idle()
+            idle.run()  # a sink's commit that is due (`streams.idle`)
         return batch
 
     def snapshot(self) -> int:

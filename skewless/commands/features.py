@@ -201,6 +201,7 @@ def labels_run(
         storage_options=settings.delta_storage_options or None,
         dead_letters=wiring.dead_letter_target(settings, endpoints),
         schema_registry=wiring.schema_registry(settings),
+        commit_interval=timedelta(seconds=settings.delta_commit_seconds),
     )
     run_dataflow(flow, recovery_dir=wiring.recovery_dir(settings, "labels") if recovery else None)
     counts = delta_counts(settings.delta_root, settings.delta_storage_options or None)
