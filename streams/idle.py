@@ -16,29 +16,32 @@ from collections.abc import Callable
 
 __all__ = ["register", "run", "unregister"]
 
-_local = threading.local()
-
-
-def _callbacks() -> list[Callable[[], None]]:
-    callbacks: list[Callable[[], None]] | None = getattr(_local, "callbacks", None)
-    if callbacks is None:
-        callbacks = _local.callbacks = []
-    return callbacks
+# By thread id, not `threading.local`: Bytewax's worker threads (beyond the first) are
+# Rust threads that take a fresh Python thread state, and with it an empty thread-local
+# dict, each time they call into Python.
+_callbacks: dict[int, list[Callable[[], None]]] = {}
+_lock = threading.Lock()
 
 
 def register(callback: Callable[[], None]) -> None:
     """Call `callback` from this thread's idle source polls."""
-    _callbacks().append(callback)
+    with _lock:
+        _callbacks.setdefault(threading.get_ident(), []).append(callback)
 
 
 def unregister(callback: Callable[[], None]) -> None:
     """Stop calling `callback` (registered on this thread); nothing if it was not."""
-    callbacks = _callbacks()
-    if callback in callbacks:
-        callbacks.remove(callback)
+    with _lock:
+        callbacks = _callbacks.get(threading.get_ident(), [])
+        if callback in callbacks:
+            callbacks.remove(callback)
+        if not callbacks:
+            _callbacks.pop(threading.get_ident(), None)
 
 
 def run() -> None:
     """Call this thread's callbacks (a source polled and found nothing to hand out)."""
-    for callback in tuple(_callbacks()):
-        callback()
+    callbacks = _callbacks.get(threading.get_ident())
+    if callbacks:
+        for callback in tuple(callbacks):
+            callback()

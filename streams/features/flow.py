@@ -21,6 +21,7 @@ from schemas.features import CompiledFeatureSet
 from schemas.records import DeadLetter, Transaction
 from streams.features.decode import Decoded, decode_transaction
 from streams.features.steps import InFlight, ViewLogic, assemble, shard_key, start
+from streams.heartbeat import Heartbeat
 from streams.sinks.dead_letter import DeadLetterTarget, output_dead_letters
 from streams.sinks.feature_store import FeatureStoreConfig, FeatureStoreSink, StoreItem
 from streams.sources import DeltaTransactionsSource, KafkaTransactions
@@ -50,6 +51,7 @@ def step_ids(name: str) -> dict[str, str]:
         "assemble": f"{name}_assemble",
         "stores": f"{name}_stores",
         "dead_letter": f"{name}_dead_letter",
+        "heartbeat": f"{name}_heartbeat",
     }
 
 
@@ -121,4 +123,7 @@ def build_feature_flow(
 
     if dead_letters is not None:
         output_dead_letters(ids["dead_letter"], invalid, dead_letters)
+    if isinstance(source, KafkaTransactions) and not source.bounded and sink_partitions > 1:
+        # The deferred commits of sink partitions on threads the source does not poll on.
+        op.input(ids["heartbeat"], flow, Heartbeat())
     return flow

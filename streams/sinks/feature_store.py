@@ -54,15 +54,15 @@ class FeatureStoreConfig:
     schema_registry: dict[str, str] | None = None  # {"url": ...}: Confluent framing
     retention: timedelta = RETENTION  # of replaced Delta files and log versions
     # Snapshots between Delta commits only log the rows (with recovery; without, they keep
-    # them buffered): 0 commits at every epoch, as does a sink of several partitions (see
-    # `FeatureStoreSink`). `skewless features run` commits every 10 s (README).
+    # them buffered): 0 commits at every epoch. `skewless features run` commits every 10 s
+    # (README).
     commit_interval: timedelta = timedelta(0)
 
 
 class FeatureStorePartition(StatefulSinkPartition[StoreItem, dict[str, Any]]):
     """One sink partition's writers; its snapshot is the Delta replay point per table.
 
-    With `defer`, the commit interval applies (`streams.sinks.commit_interval`).
+    Committed every `config.commit_interval` (`streams.sinks.commit_interval`).
     """
 
     def __init__(
@@ -70,8 +70,6 @@ class FeatureStorePartition(StatefulSinkPartition[StoreItem, dict[str, Any]]):
         config: FeatureStoreConfig,
         part: str,
         resume: dict[str, Any] | None,
-        *,
-        defer: bool = False,
     ):
         fs = config.feature_set
         self._fs = fs
@@ -123,10 +121,9 @@ class FeatureStorePartition(StatefulSinkPartition[StoreItem, dict[str, Any]]):
             log_key=f"{config.app_id}.{part}",
         )
         self._delta.restore(resume)
-        deferring = defer and self._features is not None
         self._commits = IntervalCommits(
             self._delta,
-            config.commit_interval if deferring else timedelta(0),
+            config.commit_interval if self._features is not None else timedelta(0),
             full_rows=config.commit_rows,
             acknowledge=self._acknowledge,
         )
@@ -183,8 +180,8 @@ class FeatureStorePartition(StatefulSinkPartition[StoreItem, dict[str, Any]]):
 class FeatureStoreSink(FixedPartitionedSink[StoreItem, dict[str, Any]]):
     """`partitions` sink partitions, routed by entity key; each writes all three stores.
 
-    The commit interval applies to one partition only: with several, some run on worker
-    threads that poll no source (`streams.idle`), so each commits at every epoch.
+    Each commits every `config.commit_interval`; tailing with several, the flow needs a
+    `streams.heartbeat.Heartbeat` (the threads without the source run no idle callbacks).
     """
 
     def __init__(self, config: FeatureStoreConfig, *, partitions: int = 1) -> None:
@@ -197,5 +194,4 @@ class FeatureStoreSink(FixedPartitionedSink[StoreItem, dict[str, Any]]):
     def build_part(
         self, step_id: str, for_part: str, resume_state: dict[str, Any] | None
     ) -> FeatureStorePartition:
-        defer = len(self._parts) == 1
-        return FeatureStorePartition(self._config, for_part, resume_state, defer=defer)
+        return FeatureStorePartition(self._config, for_part, resume_state)

@@ -192,9 +192,16 @@ def test_kill_nine_without_recovery_then_restart_gives_every_row_once(
     assert report.ok, report.mismatches[:5]
 
 
-@pytest.mark.parametrize("recovery", [True, False], ids=["recovery", "no-recovery"])
+@pytest.mark.parametrize(
+    ("recovery", "workers"),
+    # Two workers: the sink partition on the thread without the source commits from the
+    # heartbeat's polls (`streams.heartbeat`).
+    [(True, 1), (False, 1), (True, 2)],
+    ids=["recovery", "no-recovery", "two-workers"],
+)
 def test_a_deferred_delta_commit_lands_while_the_stream_is_quiet(
     recovery: bool,
+    workers: int,
     tmp_path: Path,
     kafka_config: dict[str, str],
     make_topic: Callable[..., str],
@@ -204,7 +211,8 @@ def test_a_deferred_delta_commit_lands_while_the_stream_is_quiet(
     # then nothing comes, so Bytewax snapshots the sink no more (`streams.idle`).
     events = 300
     topic, _ = _produced(kafka_config, make_topic, events, seed=23)
-    args = {**worker_args(topic, "quiet", recovery=recovery, commit_seconds=3), "bounded": False}
+    args = worker_args(topic, "quiet", recovery=recovery, workers=workers, commit_seconds=3)
+    args["bounded"] = False
     worker = _worker(args, stderr=subprocess.PIPE)
     try:
         deadline = time.monotonic() + 60
