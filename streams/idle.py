@@ -16,9 +16,9 @@ from collections.abc import Callable
 
 __all__ = ["register", "run", "unregister"]
 
-# By thread id, not `threading.local`: Bytewax's worker threads (beyond the first) are
-# Rust threads that take a fresh Python thread state, and with it an empty thread-local
-# dict, each time they call into Python.
+# By thread id, not `threading.local`: under `--workers 2`, a callback registered on the
+# second worker's thread (a Rust thread, not Python's) was not in that thread's local
+# dict at its next poll (seen here; the thread's Python state is not kept between calls).
 _callbacks: dict[int, list[Callable[[], None]]] = {}
 _lock = threading.Lock()
 
