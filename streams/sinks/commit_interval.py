@@ -32,8 +32,8 @@ class IntervalCommits:
     """Commits `commits` at most every `interval`, once `acknowledge` has returned.
 
     `acknowledge` waits until the sink's other stores hold what it wrote (whatever Delta
-    holds must be in them too). Register on the thread the sink partition runs on: the
-    idle callback is that thread's.
+    holds must be in them too). Construct it on the thread the sink partition runs on
+    (in the partition's constructor): its idle callback is that thread's.
     """
 
     def __init__(

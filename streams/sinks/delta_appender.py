@@ -37,8 +37,7 @@ too, once older than its `retention` (7 days by default; the table's log and del
 retention when it creates the table): a month of a commit a second, kept (Delta's default
 log retention is 30 days), was 2.6 million entries per table, and every file a compaction
 replaced stayed on disk until `skewless compact`. Seven days are still ~630,000 entries
-at a commit a second: hence the feature worker's commit interval
-(`FeatureStoreConfig.commit_interval`).
+at a commit a second: hence the workers' commit interval (`streams.sinks.commit_interval`).
 """
 
 from __future__ import annotations
