@@ -30,6 +30,7 @@ from streams.audit import audit_skew
 from streams.delta_tables import FEATURES, table_uri
 from streams.topic_reader import read_to_end
 from tests.factories import produce_transactions, transactions
+from tests.workers import stop_once_seen
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -214,16 +215,8 @@ def test_a_deferred_delta_commit_lands_while_the_stream_is_quiet(
     args = worker_args(topic, "quiet", recovery=recovery, workers=workers, commit_seconds=3)
     args["bounded"] = False
     worker = _worker(args, stderr=subprocess.PIPE)
-    try:
-        deadline = time.monotonic() + 60
-        while _rows(tmp_path / "quiet") < events:
-            assert worker.poll() is None, "the tailing worker ended"
-            assert time.monotonic() < deadline, f"{_rows(tmp_path / 'quiet')} rows after 60 s"
-            time.sleep(0.05)  # polling interval of a deadline loop, not a wait for an outcome
-    finally:
-        worker.send_signal(signal.SIGTERM)
-        _, stderr = worker.communicate(timeout=60)
-    assert worker.returncode == 0, stderr.decode()
+    stderr = stop_once_seen(worker, lambda: _rows(tmp_path / "quiet"), events, what="rows")
+    assert worker.returncode == 0, stderr
     assert _rows(tmp_path / "quiet") == events
 
 

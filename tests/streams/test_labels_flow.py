@@ -8,10 +8,8 @@ them once due.
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
@@ -30,6 +28,7 @@ from streams.sinks.dead_letter import DeadLetterTarget
 from streams.sources import kafka_source
 from streams.topic_reader import read_to_end
 from tests.factories import produce_payloads
+from tests.workers import stop_once_seen
 
 pytestmark = pytest.mark.integration
 
@@ -103,15 +102,6 @@ def test_a_tailing_labels_worker_commits_deferred_labels_while_the_stream_is_qui
         stderr=subprocess.PIPE,
     )
     delta_root = tmp_path / "data" / "delta"
-    try:
-        deadline = time.monotonic() + 60
-        while len(_event_ids(delta_root)) < 50:
-            if worker.poll() is not None:
-                pytest.fail(f"the tailing worker ended: {worker.communicate()[1].decode()}")
-            assert time.monotonic() < deadline, f"{len(_event_ids(delta_root))} labels after 60 s"
-            time.sleep(0.05)  # polling interval of a deadline loop, not a wait for an outcome
-    finally:
-        worker.send_signal(signal.SIGTERM)
-        _, stderr = worker.communicate(timeout=60)
-    assert worker.returncode == 0, stderr.decode()
+    stderr = stop_once_seen(worker, lambda: len(_event_ids(delta_root)), 50, what="labels")
+    assert worker.returncode == 0, stderr
     assert _event_ids(delta_root) == sorted(f"e{i}" for i in range(50))
